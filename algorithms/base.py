@@ -1,0 +1,134 @@
+"""The algorithm protocol: a continual method is a bundle of pure hooks.
+
+Every hook is traced into the engine's one jitted train step, so a method is
+just functions over pytrees: it jits, vmaps (over seeds and hyper-parameters)
+and checkpoints for free. A method module (``algorithms/<name>.py``) declares
+
+* ``NAME``: the value of ``--config.algorithm``;
+* ``COMPATIBILITY``: the scenarios it supports (``'class'``, ``'task'``,
+  ``'domain'``), so the runner refuses the others up front;
+* ``HPARAMS``: its hyper-parameters and their defaults. Float values are
+  traced (sweepable with ``jax.vmap``); ints, bools and strings are static;
+* ``make(hp) -> Algorithm``: builds the hooks from the hyper-parameters.
+
+A batch is a dict with ``x`` (inputs), ``y`` (int labels), ``logit_mask``
+(bool ``[B, C]``: the classes the loss may see for each example) and
+``weight`` (float ``[B]``: 0 for padding). ``apply_fn(params, x)`` returns
+logits ``[B, C]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+Params = Any
+State = Any
+Batch = Mapping[str, jax.Array]
+ApplyFn = Callable[[Params, jax.Array], jax.Array]
+Aux = dict[str, jax.Array]
+
+NEG_INF = -1e9
+
+
+def masked_logits(logits: jax.Array, logit_mask: jax.Array) -> jax.Array:
+    """Logits with the classes outside ``logit_mask`` pushed to -inf."""
+    return jnp.where(logit_mask, logits, NEG_INF)
+
+
+def cross_entropy(logits: jax.Array, batch: Batch) -> jax.Array:
+    """Mean cross-entropy over the real (weighted) examples, masked classes out."""
+    logits = masked_logits(logits, batch["logit_mask"])
+    per_example = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"])
+    weight = batch["weight"]
+    return jnp.sum(per_example * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+
+
+def task_loss(params: Params, batch: Batch, apply_fn: ApplyFn) -> jax.Array:
+    """The plain supervised loss every method starts from."""
+    return cross_entropy(apply_fn(params, batch["x"]), batch)
+
+
+def _no_state(params: Params, rng: jax.Array) -> State:
+    del params, rng
+    return ()
+
+
+def _task_loss_only(
+    params: Params, state: State, batch: Batch, apply_fn: ApplyFn, rng: jax.Array
+) -> tuple[jax.Array, Aux]:
+    del state, rng
+    loss = task_loss(params, batch, apply_fn)
+    return loss, {"task_loss": loss}
+
+
+def _keep_grads(grads: Params, params: Params, state: State, batch: Batch,
+                apply_fn: ApplyFn, rng: jax.Array) -> Params:
+    del params, state, batch, apply_fn, rng
+    return grads
+
+
+def _keep_state_after_step(state: State, old_params: Params, new_params: Params,
+                           grads: Params, batch: Batch, rng: jax.Array) -> State:
+    del old_params, new_params, grads, batch, rng
+    return state
+
+
+def _keep_state_end_task(params: Params, state: State, task_data: Batch,
+                         apply_fn: ApplyFn, rng: jax.Array) -> State:
+    del params, task_data, apply_fn, rng
+    return state
+
+
+@dataclasses.dataclass(frozen=True)
+class Algorithm:
+    """Hooks the engine calls; leave out the ones a method does not need.
+
+    init(params, rng) -> state
+        Algorithm state created at the start of the run (anchors, buffers...).
+        Its shapes must not change across tasks.
+    loss(params, state, batch, apply_fn, rng) -> (loss, aux)
+        Task loss plus the method's penalty. ``aux`` holds scalars to log;
+        keep ``aux['task_loss']`` the plain task loss (SI integrates it).
+    grads(grads, params, state, batch, apply_fn, rng) -> grads
+        Gradient surgery before the optimizer (A-GEM projection).
+    after_step(state, old_params, new_params, grads, batch, rng) -> state
+        Bookkeeping after each update (SI path integral, buffer insertion).
+        ``grads`` are those of the task loss alone.
+    end_task(params, state, task_data, apply_fn, rng) -> state
+        Consolidation after a task (Fisher, anchors, teacher snapshot).
+        ``task_data`` is the whole task's padded training set as a batch.
+    optimizer(base) -> optimizer
+        Wraps the base optax optimizer (freezing, per-layer rates).
+    train_on: which data each stage trains on: ``'task'`` (the current task),
+        ``'seen'`` (all tasks so far, the cumulative bound) or ``'all'``
+        (every task at once, a single stage: the joint bound).
+    needs_task_grads: whether ``after_step`` needs the task-loss gradient
+        separately from the total gradient (costs one more backward pass).
+    """
+
+    init: Callable[[Params, jax.Array], State] = _no_state
+    loss: Callable[..., tuple[jax.Array, Aux]] = _task_loss_only
+    grads: Callable[..., Params] = _keep_grads
+    after_step: Callable[..., State] = _keep_state_after_step
+    end_task: Callable[..., State] = _keep_state_end_task
+    optimizer: Callable[[optax.GradientTransformation], optax.GradientTransformation] = (
+        lambda base: base
+    )
+    train_on: str = "task"
+    needs_task_grads: bool = False
+
+
+def tree_sum(tree: Params) -> jax.Array:
+    """Sum of all leaves of a pytree (a scalar)."""
+    return sum(jnp.sum(leaf) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def tree_weighted_sq_dist(weights: Params, a: Params, b: Params) -> jax.Array:
+    """sum_i w_i (a_i - b_i)^2 over a pytree: the quadratic penalty of EWC, SI, MAS, L2."""
+    return tree_sum(jax.tree_util.tree_map(lambda w, x, y: w * jnp.square(x - y), weights, a, b))

@@ -1,0 +1,13 @@
+"""Flax linen models; ``config.model = 'mlp'`` is ``models/mlp.py``."""
+
+import importlib
+from types import ModuleType
+
+CHOICES = ("mlp", "cnn")
+
+
+def load(name: str) -> ModuleType:
+    """The model module ``models/<name>.py``; ValueError naming the choices."""
+    if name not in CHOICES:
+        raise ValueError(f"unknown model {name!r}; choices: {', '.join(CHOICES)}")
+    return importlib.import_module(f"{__name__}.{name}")
