@@ -1,0 +1,43 @@
+"""Set-up step: fetches and caches the data sets that do not ship as packages.
+
+    python -m scripts.fetch_data                      # everything, default cache
+    python -m scripts.fetch_data --cache_dir=DIR      # or set CONTINUAL_JAX_DATA
+
+Today that is the human-rated sentiment corpus (``research/data/sentiment.py``):
+pip downloads the ``vaderSentiment`` sdist, the corpus inside is verified by
+SHA-256 and parsed into one ``.npz`` per domain. Nothing is fetched at run time.
+Takes a few seconds; a second run finds the cache and does nothing.
+"""
+
+from __future__ import annotations
+
+from absl import app, flags
+
+from research.data import sentiment
+
+DATASETS = ("sentiment",)
+
+_DATASETS = flags.DEFINE_multi_enum("dataset", list(DATASETS), DATASETS, "Data sets to fetch.")
+_CACHE_DIR = flags.DEFINE_string(
+    "cache_dir",
+    None,
+    "Where the sentiment cache goes (default: $CONTINUAL_JAX_DATA/sentiment "
+    "or ~/.cache/continual_jax/sentiment).",
+)
+_SDIST = flags.DEFINE_string(
+    "sdist", None, "Use this vaderSentiment-3.3.2.tar.gz instead of downloading it with pip."
+)
+_FORCE = flags.DEFINE_bool("force", False, "Fetch again even if the cache is there.")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if "sentiment" in _DATASETS.value:
+        target = sentiment.fetch(_CACHE_DIR.value, sdist_path=_SDIST.value, force=_FORCE.value)
+        counts = {d: len(sentiment.read_domain(d, target).ids) for d in sentiment.DOMAINS}
+        print(f"sentiment: cached in {target}: {counts}")
+
+
+if __name__ == "__main__":
+    app.run(main)
