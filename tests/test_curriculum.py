@@ -1,0 +1,125 @@
+"""Tests for curriculum scores, pacing, sampling, stages and self-paced weights."""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from research.data import curriculum as cl
+
+TEXTS = ["Good movie.", "the the the", "An utterly xylophonic, quixotic film!", ""]
+
+
+def test_token_lengths_and_tokenizer():
+    assert cl.simple_tokenize("Good movie.") == ["good", "movie", "."]
+    np.testing.assert_array_equal(cl.token_lengths(TEXTS), [3, 3, 7, 0])
+
+
+def test_rare_word_rate_and_rarity():
+    counts = cl.word_counts(TEXTS[:3] + ["the good movie"] * 5)
+    assert counts["the"] == 8 and counts["movie"] == 6
+    rates = cl.rare_word_rate(TEXTS, counts, min_count=5)
+    np.testing.assert_allclose(rates, [1 / 3, 0.0, 1.0, 0.0])  # '.' seen once
+    rarity = cl.word_rarity(TEXTS, counts)
+    assert rarity[2] > rarity[0] > 0 and rarity[3] == 0
+    # an unseen word is rarer than any seen one
+    assert cl.word_rarity(["zzz"], counts)[0] > cl.word_rarity(["the"], counts)[0]
+
+
+def test_teacher_loss_score_checks_input():
+    np.testing.assert_allclose(cl.teacher_loss_score([0.1, 2.0]), [0.1, 2.0], rtol=1e-6)
+    with pytest.raises(ValueError, match="finite 1-D"):
+        cl.teacher_loss_score([0.1, np.nan])
+    with pytest.raises(ValueError, match="finite 1-D"):
+        cl.teacher_loss_score(np.zeros((2, 2)))
+
+
+def test_difficulty_order_and_cdf():
+    scores = np.array([3.0, 1.0, 2.0, 1.0])
+    np.testing.assert_array_equal(cl.difficulty_order(scores), [1, 3, 2, 0])
+    np.testing.assert_allclose(cl.difficulty_cdf(scores), [1.0, 0.5, 0.75, 0.5])
+
+
+@pytest.mark.parametrize("name", sorted(cl.PACING))
+@pytest.mark.parametrize("c0", [0.01, 0.1, 0.5, 1.0])
+def test_pacing_bounds_monotone_and_endpoints(name, c0):
+    total = 100
+    c = cl.pacing_function(name, total, c0)
+    values = np.asarray(jax.vmap(c)(jnp.arange(-5, 130)))
+    assert np.all(values >= c0 - 1e-6) and np.all(values <= 1.0)
+    assert np.all(np.diff(values) >= -1e-6)
+    np.testing.assert_allclose(float(c(0)), c0, rtol=1e-5)
+    np.testing.assert_allclose(float(c(total)), 1.0)
+    np.testing.assert_allclose(float(c(10 * total)), 1.0)
+
+
+def test_pacing_formulas():
+    c0, total = 0.1, 100
+    np.testing.assert_allclose(float(cl.linear_competence(50, total, c0)), 0.55, rtol=1e-6)
+    root = np.sqrt(50 * (1 - c0**2) / total + c0**2)
+    np.testing.assert_allclose(float(cl.root_competence(50, total, c0)), root, rtol=1e-6)
+    cube = (50 * (1 - c0**3) / total + c0**3) ** (1 / 3)
+    np.testing.assert_allclose(float(cl.root_competence(50, total, c0, p=3)), cube, rtol=1e-6)
+    np.testing.assert_allclose(float(cl.exponential_competence(50, total, c0)), np.sqrt(c0))
+    steps = [float(cl.step_competence(t, total, c0, num_stages=4)) for t in (0, 24, 25, 74, 75)]
+    np.testing.assert_allclose(steps, [0.1, 0.1, 0.325, 0.55, 0.775], rtol=1e-6)
+
+
+def test_pacing_jits_with_traced_step():
+    c = jax.jit(cl.pacing_function("root", 1000, 0.05))
+    assert float(c(jnp.int32(1000))) == 1.0
+
+
+def test_pacing_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="unknown pacing 'cosine'"):
+        cl.pacing_function("cosine", 10)
+    with pytest.raises(ValueError, match=r"c0 must be in \(0, 1\]"):
+        cl.pacing_function("linear", 10, c0=0.0)
+    with pytest.raises(ValueError, match="total_steps must be positive"):
+        cl.pacing_function("root", 0)
+    with pytest.raises(ValueError, match="num_stages"):
+        cl.pacing_function("step", 10, num_stages=0)
+
+
+def test_easiest_subset_grows_with_competence():
+    order = cl.difficulty_order(np.array([5.0, 1.0, 4.0, 2.0, 3.0]))
+    np.testing.assert_array_equal(cl.easiest_subset(order, 0.01), [1])
+    np.testing.assert_array_equal(cl.easiest_subset(order, 0.4), [1, 3])
+    np.testing.assert_array_equal(cl.easiest_subset(order, 0.41), [1, 3, 4])
+    np.testing.assert_array_equal(cl.easiest_subset(order, 1.0), order)
+
+
+def test_sample_easiest_stays_in_the_easy_part_under_jit():
+    order = jnp.asarray(cl.difficulty_order(np.arange(100.0)[::-1]))  # hardest first in data
+    sample = jax.jit(cl.sample_easiest, static_argnums=3)
+    key = jax.random.key(0)
+    for competence in (0.05, 0.3, 1.0):
+        idx = np.asarray(sample(key, order, jnp.float32(competence), 2048))
+        chex.assert_shape(idx, (2048,))
+        allowed = set(np.asarray(order)[: int(np.ceil(competence * 100))].tolist())
+        assert set(idx.tolist()) <= allowed
+        assert len(set(idx.tolist())) == len(allowed)  # 2048 draws cover every allowed index
+
+
+def test_advance_stage():
+    thresholds = jnp.array([0.5, 0.7, 0.9])
+    assert int(cl.advance_stage(0, 0.49, thresholds, 3)) == 0
+    assert int(cl.advance_stage(0, 0.5, thresholds, 3)) == 1
+    assert int(cl.advance_stage(1, 0.6, thresholds, 3)) == 1
+    assert int(cl.advance_stage(2, 1.0, thresholds, 3)) == 2  # last stage is final
+    assert int(jax.jit(cl.advance_stage, static_argnums=3)(1, 0.8, 0.75, 3)) == 2
+
+
+def test_self_paced_weights():
+    losses = jnp.array([0.1, 0.5, 1.0, 2.0])
+    np.testing.assert_array_equal(cl.self_paced_hard_weights(losses, 1.0), [1, 1, 0, 0])
+    np.testing.assert_allclose(cl.self_paced_linear_weights(losses, 1.0), [0.9, 0.5, 0, 0])
+    lam = cl.self_paced_threshold(jnp.arange(4), 0.5, growth=2.0)
+    np.testing.assert_allclose(lam, [0.5, 1.0, 2.0, 4.0])
+    admitted = [float(cl.self_paced_hard_weights(losses, x).sum()) for x in lam]
+    assert admitted == sorted(admitted) and admitted[-1] == 4
+    with pytest.raises(ValueError, match="growth >= 1"):
+        cl.self_paced_threshold(0, 1.0, growth=0.5)
