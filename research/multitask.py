@@ -1,0 +1,444 @@
+"""Multi-task training: one jitted step, epochs as ``lax.scan``, baselines and Delta_m.
+
+``train_and_evaluate(config, workdir)`` trains the multi-task model chosen by
+``config.arch`` with the weighting ``config.weighting``, plus single-task
+baselines, and writes ``workdir/results.json`` and PNG plots. Gradient-based
+methods (GradNorm, PCGrad, MGDA) act on the shared parameters (everything but
+the task heads, as in LibMTL); each head gets its own task's plain gradient
+under PCGrad and MGDA (Sener & Koltun, Alg. 2). MGDA uses gradients with
+respect to the shared representation (MGDA-UB) where the model exposes one
+(hard sharing, MTAN trunk), and shared-parameter gradients otherwise.
+
+Single-task baselines are the soft-sharing model with its penalty off and
+equal weights: T independent columns of the same trunk trained side by side,
+which under Adam is exactly T separate single-task runs, in one program.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from jax.flatten_util import ravel_pytree
+from tqdm.auto import tqdm
+
+from algorithms import mtl_weighting as mtw
+from models import multitask as mt
+from research.data import multi_digits as md
+
+GRAD_METHODS = ("pcgrad", "mgda")
+
+
+class MTState(NamedTuple):
+    """Everything a multi-task run carries between steps (one pytree)."""
+
+    params: Any  # {'model': flax params, 'log_vars': [T]}
+    batch_stats: Any  # per-task BatchNorm statistics ({} for other archs)
+    opt_state: Any
+    weights: jax.Array  # [T] loss weights (DWA, GradNorm); ones otherwise
+    initial_losses: jax.Array  # [T] L_t(0), GradNorm's reference
+    loss_hist: jax.Array  # [2, T] mean training losses of epochs e-1, e-2 (DWA)
+    epoch: jax.Array
+    rng: jax.Array
+    step: jax.Array
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """One-line ValueError for an unknown arch or weighting, naming the choices."""
+    if config.arch not in mt.ARCHS:
+        raise ValueError(f"unknown --config.arch {config.arch!r}; choices: {', '.join(mt.ARCHS)}")
+    if config.weighting not in mtw.WEIGHTINGS:
+        raise ValueError(
+            f"unknown --config.weighting {config.weighting!r}; "
+            f"choices: {', '.join(mtw.WEIGHTINGS)}"
+        )
+
+
+def task_losses(outputs: Sequence[jax.Array], y: jax.Array) -> jax.Array:
+    """Per-task losses ``[T]``: cross-entropy for the classification tasks, MSE for the sum."""
+    losses = []
+    for t, (out, regression) in enumerate(zip(outputs, md.REGRESSION, strict=True)):
+        if regression:
+            losses.append(jnp.mean(jnp.square(out[:, 0] - y[:, t])))
+        else:
+            labels = y[:, t].astype(jnp.int32)
+            losses.append(jnp.mean(optax.softmax_cross_entropy_with_integer_labels(out, labels)))
+    return jnp.stack(losses)
+
+
+def task_metrics(outputs: Sequence[jax.Array], y: jax.Array) -> jax.Array:
+    """Per-task metrics ``[T]``: accuracy for classification, MAE for regression."""
+    values = []
+    for t, (out, regression) in enumerate(zip(outputs, md.REGRESSION, strict=True)):
+        if regression:
+            values.append(jnp.mean(jnp.abs(out[:, 0] - y[:, t])))
+        else:
+            values.append(jnp.mean(jnp.argmax(out, -1) == y[:, t].astype(jnp.int32)))
+    return jnp.stack(values)
+
+
+def delta_m(
+    multi: Sequence[float], single: Sequence[float], lower_is_better: Sequence[bool]
+) -> float:
+    """LibMTL's Delta_m: mean_t (-1)^{l_t} (M_mt,t - M_st,t) / M_st,t * 100."""
+    terms = [
+        (-1.0 if low else 1.0) * (m - s) / s * 100.0
+        for m, s, low in zip(multi, single, lower_is_better, strict=True)
+    ]
+    return float(np.mean(terms))
+
+
+def with_aux(out: tuple[jax.Array, Any]) -> tuple[jax.Array, tuple[jax.Array, Any]]:
+    """``(losses, stats)`` as ``jacrev(has_aux=True)`` wants it: the losses also kept as aux."""
+    return out[0], out
+
+
+class Trainer:
+    """The jitted pieces of one run: ``init``, ``epoch`` (a scan of steps) and ``evaluate``."""
+
+    def __init__(self, config: ml_collections.ConfigDict, num_train: int):
+        validate(config)
+        self.config = config
+        self.num_tasks = len(md.TASK_OUTPUTS)
+        self.depth = len(config.hidden)
+        self.model = mt.build(config.arch, md.TASK_OUTPUTS, config.hidden)
+        self.optimizer = optax.adam(config.learning_rate)
+        self.steps_per_epoch = num_train // config.batch_size
+        if self.steps_per_epoch < 1:
+            raise ValueError(
+                f"batch_size {config.batch_size} exceeds the {num_train} training examples"
+            )
+        self.regression = jnp.asarray(md.REGRESSION)
+        self.init = jax.jit(self._init)
+        self.epoch = jax.jit(self._epoch)
+        self.evaluate = jax.jit(self._evaluate)
+
+    # --- model plumbing -------------------------------------------------------------
+
+    def _forward(self, model_params, batch_stats, x, train, perturb=None):
+        variables = {"params": model_params}
+        if batch_stats:
+            variables["batch_stats"] = batch_stats
+        if perturb:
+            variables["perturbations"] = perturb
+        if train and batch_stats:
+            outs, updates = self.model.apply(variables, x, train=True, mutable=["batch_stats"])
+            return outs, updates["batch_stats"]
+        return self.model.apply(variables, x, train=train), batch_stats
+
+    def _loss_vector(self, model_params, batch_stats, batch, perturb=None):
+        outs, new_stats = self._forward(model_params, batch_stats, batch[0], True, perturb)
+        return task_losses(outs, batch[1]), new_stats
+
+    def _penalty(self, model_params) -> jax.Array:
+        if self.config.arch != "soft" or self.config.soft_lambda == 0:
+            return jnp.zeros(())
+        return self.config.soft_lambda * mt.soft_sharing_penalty(
+            model_params, self.num_tasks, self.depth
+        )
+
+    def _init(self, x: jax.Array, rng: jax.Array) -> MTState:
+        rng, init_key = jax.random.split(rng)
+        variables = self.model.init(init_key, x[: self.config.batch_size], train=False)
+        params = {"model": variables["params"], "log_vars": jnp.zeros((self.num_tasks,))}
+        ones = jnp.ones((self.num_tasks,))
+        return MTState(
+            params=params,
+            batch_stats=variables.get("batch_stats", {}),
+            opt_state=self.optimizer.init(params),
+            weights=ones,
+            initial_losses=ones,
+            loss_hist=jnp.ones((2, self.num_tasks)),
+            epoch=jnp.zeros((), jnp.int32),
+            rng=rng,
+            step=jnp.zeros((), jnp.int32),
+        )
+
+    def perturb_template(self, x: jax.Array) -> dict:
+        """Zeros shaped like the model's shared representation for one batch ({} if none)."""
+        shapes = jax.eval_shape(
+            lambda: self.model.init(jax.random.key(0), x[: self.config.batch_size], train=False)
+        )
+        return jax.tree_util.tree_map(
+            lambda s: jnp.zeros(s.shape, s.dtype), dict(shapes.get("perturbations", {}))
+        )
+
+    # --- one step -------------------------------------------------------------------
+
+    def _weighted_step(self, state: MTState, batch):
+        """equal / uw / dwa: one backward pass of a weighted sum of task losses."""
+        cfg = self.config
+
+        def objective(trainable):
+            losses, stats = self._loss_vector(trainable["model"], state.batch_stats, batch)
+            if cfg.weighting == "uw":
+                total = mtw.uncertainty_loss(losses, trainable["log_vars"], self.regression)
+            else:
+                total = jnp.sum(jax.lax.stop_gradient(state.weights) * losses)
+            return total + self._penalty(trainable["model"]), (losses, stats)
+
+        grads, (losses, stats) = jax.grad(objective, has_aux=True)(state.params)
+        if cfg.weighting == "uw":
+            weights = mtw.uncertainty_weights(state.params["log_vars"], self.regression)
+        else:
+            weights = state.weights
+        return grads, losses, stats, weights, state.weights, state.initial_losses
+
+    def _jacobian_step(self, state: MTState, batch, key, perturb):
+        """gradnorm / pcgrad / mgda: per-task gradients from one jacrev of the loss vector."""
+        cfg = self.config
+        model_params = state.params["model"]
+        use_rep = cfg.weighting == "mgda" and bool(perturb)
+        if use_rep:
+            (jac, rep_jac), (losses, stats) = jax.jacrev(
+                lambda p, pert: with_aux(self._loss_vector(p, state.batch_stats, batch, pert)),
+                argnums=(0, 1),
+                has_aux=True,
+            )(model_params, perturb)
+        else:
+            jac, (losses, stats) = jax.jacrev(
+                lambda p: with_aux(self._loss_vector(p, state.batch_stats, batch)), has_aux=True
+            )(model_params)
+
+        head = jax.tree_util.tree_map_with_path(lambda path, _: mt.is_head(path), jac)
+        shared_jac = jax.tree_util.tree_map(
+            lambda j, h: jnp.zeros_like(j) if h else j, jac, head
+        )
+        new_weights, initial = state.weights, state.initial_losses
+        if cfg.weighting == "gradnorm":
+            initial = jnp.where(state.step == 0, losses, state.initial_losses)
+            last = jax.tree_util.tree_map_with_path(
+                lambda path, j: jnp.sum(jnp.square(j.reshape(j.shape[0], -1)), axis=1)
+                if mt.last_shared_kernels(path, self.depth)
+                else jnp.zeros((self.num_tasks,)),
+                jac,
+            )
+            norms = jnp.sqrt(sum(jax.tree_util.tree_leaves(last)))
+            weights = state.weights
+            model_grads = jax.tree_util.tree_map(lambda j: jnp.tensordot(weights, j, 1), jac)
+            new_weights = mtw.gradnorm_update(
+                weights, norms, losses, initial, cfg.gradnorm_alpha, cfg.gradnorm_lr
+            )
+        else:
+            heads_sum = jax.tree_util.tree_map(
+                lambda j, h: jnp.sum(j, 0) if h else jnp.zeros_like(j[0]), jac, head
+            )
+            flat = mtw.flatten_task_grads(shared_jac)
+            if cfg.weighting == "pcgrad":
+                weights = jnp.ones((self.num_tasks,))
+                _, unravel = ravel_pytree(jax.tree_util.tree_map(lambda j: j[0], jac))
+                shared = unravel(mtw.pcgrad(flat, key))
+            else:
+                rep = mtw.flatten_task_grads(rep_jac) if use_rep else flat
+                weights = mtw.mgda_weights(rep, cfg.mgda_iters)
+                shared = jax.tree_util.tree_map(
+                    lambda j: jnp.tensordot(weights, j, 1), shared_jac
+                )
+            model_grads = jax.tree_util.tree_map(jnp.add, shared, heads_sum)
+        model_grads = jax.tree_util.tree_map(
+            jnp.add, model_grads, jax.grad(self._penalty)(model_params)
+        )
+        grads = {"model": model_grads, "log_vars": jnp.zeros((self.num_tasks,))}
+        return grads, losses, stats, weights, new_weights, initial
+
+    def _step(self, state: MTState, batch, perturb):
+        rng, key = jax.random.split(state.rng)
+        if self.config.weighting in ("equal", "uw", "dwa"):
+            out = self._weighted_step(state, batch)
+        else:
+            out = self._jacobian_step(state, batch, key, perturb)
+        grads, losses, stats, used_weights, new_weights, initial = out
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        new_state = state._replace(
+            params=optax.apply_updates(state.params, updates),
+            batch_stats=stats,
+            opt_state=opt_state,
+            weights=new_weights,
+            initial_losses=initial,
+            rng=rng,
+            step=state.step + 1,
+        )
+        return new_state, (losses, used_weights)
+
+    # --- epoch and evaluation -------------------------------------------------------
+
+    def _epoch(self, state: MTState, x: jax.Array, y: jax.Array, perturb: dict):
+        """One shuffled pass as ``lax.scan``; DWA weights refresh at the end of the epoch."""
+        rng, perm_key = jax.random.split(state.rng)
+        state = state._replace(rng=rng)
+        n, bs = self.steps_per_epoch, self.config.batch_size
+        order = jax.random.permutation(perm_key, x.shape[0])[: n * bs]
+        xs = x[order].reshape((n, bs) + x.shape[1:])
+        ys = y[order].reshape((n, bs) + y.shape[1:])
+        state, (losses, weights) = jax.lax.scan(
+            lambda s, b: self._step(s, b, perturb), state, (xs, ys)
+        )
+        mean_losses = jnp.mean(losses, axis=0)
+        hist = jnp.stack([mean_losses, state.loss_hist[0]])
+        epoch = state.epoch + 1
+        if self.config.weighting == "dwa":
+            dwa = mtw.dwa_weights(hist[0], hist[1], self.config.dwa_temperature)
+            state = state._replace(weights=jnp.where(epoch >= 2, dwa, state.weights))
+        state = state._replace(loss_hist=hist, epoch=epoch)
+        return state, mean_losses, jnp.mean(weights, axis=0)
+
+    def _evaluate(self, state: MTState, x: jax.Array, y: jax.Array):
+        outs, _ = self._forward(state.params["model"], state.batch_stats, x, False)
+        return task_metrics(outs, y), task_losses(outs, y)
+
+
+def fit(
+    config: ml_collections.ConfigDict, train: md.Split, test: md.Split, progress: bool = True
+) -> dict:
+    """Train one model; returns final metrics, per-epoch history and learned parameters."""
+    trainer = Trainer(config, len(train.x))
+    x, y = jnp.asarray(train.x), jnp.asarray(train.y)
+    xt, yt = jnp.asarray(test.x), jnp.asarray(test.y)
+    perturb = trainer.perturb_template(x)
+    start = time.perf_counter()
+    state = trainer.init(x, jax.random.key(config.seed))
+    history = {k: [] for k in ("train_loss", "test_loss", "test_metric", "weights", "log_vars")}
+    desc = f"{config.arch}/{config.weighting}"
+    for _ in tqdm(range(config.epochs), desc=desc, disable=not progress, leave=False):
+        state, losses, weights = trainer.epoch(state, x, y, perturb)
+        metrics, test_losses = trainer.evaluate(state, xt, yt)
+        history["train_loss"].append(np.asarray(losses).tolist())
+        history["test_loss"].append(np.asarray(test_losses).tolist())
+        history["test_metric"].append(np.asarray(metrics).tolist())
+        history["weights"].append(np.asarray(weights).tolist())
+        history["log_vars"].append(np.asarray(state.params["log_vars"]).tolist())
+    final = history["test_metric"][-1] if history["test_metric"] else [float("nan")] * 3
+    return {
+        "metrics": final,
+        "history": history,
+        "seconds": time.perf_counter() - start,
+        "params": jax.device_get(state.params["model"]),
+        "steps": int(state.step),
+    }
+
+
+def single_task_baselines(
+    config: ml_collections.ConfigDict, train: md.Split, test: md.Split, progress: bool = True
+) -> dict[str, float]:
+    """Each task's metric with its own copy of the trunk (soft columns, no penalty)."""
+    base = ml_collections.ConfigDict(config.to_dict())
+    base.arch, base.weighting, base.soft_lambda = "soft", "equal", 0.0
+    result = fit(base, train, test, progress)
+    return dict(zip(md.TASK_NAMES, result["metrics"], strict=True))
+
+
+def cross_stitch_alphas(params: Any, depth: int) -> list[list[list[float]]]:
+    """Per layer, the channel-averaged mixing matrix ``alpha[t_out, t_in]``."""
+    return [np.asarray(params[f"stitch_{layer}"]).mean(axis=-1).tolist() for layer in range(depth)]
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    single_task: dict[str, float] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train, compare with single-task baselines, write results.json and plots to ``workdir``."""
+    validate(config)
+    os.makedirs(workdir, exist_ok=True)
+    train, test = md.load(config.seed, config.n_train, config.n_test)
+    result = fit(config, train, test, progress)
+    per_task = dict(zip(md.TASK_NAMES, result["metrics"], strict=True))
+    if single_task is None and config.single_task:
+        single_task = single_task_baselines(config, train, test, progress)
+    summary: dict[str, Any] = {
+        "arch": config.arch,
+        "weighting": config.weighting,
+        "tasks": list(md.TASK_NAMES),
+        "metric_names": dict(zip(md.TASK_NAMES, md.METRICS, strict=True)),
+        "lower_is_better": dict(zip(md.TASK_NAMES, md.LOWER_IS_BETTER, strict=True)),
+        "per_task": per_task,
+        "single_task": single_task,
+        "delta_m": None,
+        "seconds": result["seconds"],
+        "steps": result["steps"],
+        "history": result["history"],
+        "config": config.to_dict(),
+    }
+    if single_task is not None:
+        summary["delta_m"] = delta_m(
+            [per_task[n] for n in md.TASK_NAMES],
+            [single_task[n] for n in md.TASK_NAMES],
+            md.LOWER_IS_BETTER,
+        )
+    if config.weighting == "uw":
+        summary["sigmas"] = np.exp(0.5 * np.asarray(result["history"]["log_vars"][-1])).tolist()
+    if config.arch == "cross_stitch":
+        summary["cross_stitch"] = cross_stitch_alphas(result["params"], len(config.hidden))
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    write_plots(summary, workdir)
+    return summary
+
+
+def write_plots(summary: dict, workdir: str) -> list[str]:
+    """PNG plots: per-task loss curves, task weights, UW sigmas, cross-stitch coefficients."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names, hist, written = summary["tasks"], summary["history"], []
+
+    def save(fig, name):
+        path = os.path.join(workdir, name)
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+
+    if hist["train_loss"]:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+        for ax, key in zip(axes, ("train_loss", "test_loss"), strict=True):
+            values = np.asarray(hist[key])
+            for t, name in enumerate(names):
+                ax.plot(np.arange(1, len(values) + 1), values[:, t], label=name)
+            ax.set(yscale="log", xlabel="epoch", ylabel=key.replace("_", " "))
+            ax.legend()
+        fig.suptitle(f"{summary['arch']} / {summary['weighting']}: per-task losses")
+        save(fig, "loss_curves.png")
+
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        weights = np.asarray(hist["weights"])
+        for t, name in enumerate(names):
+            ax.plot(np.arange(1, len(weights) + 1), weights[:, t], label=name)
+        ax.set(xlabel="epoch", ylabel="mean loss weight", title=f"{summary['weighting']} weights")
+        ax.legend()
+        save(fig, "task_weights.png")
+
+    if "sigmas" in summary:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        sig = np.exp(0.5 * np.asarray(hist["log_vars"]))
+        for t, name in enumerate(names):
+            ax.plot(np.arange(1, len(sig) + 1), sig[:, t], label=name)
+        ax.set(xlabel="epoch", ylabel="sigma_t", yscale="log", title="uncertainty weighting")
+        ax.legend()
+        save(fig, "uw_sigmas.png")
+
+    if "cross_stitch" in summary:
+        alphas = summary["cross_stitch"]
+        fig, axes = plt.subplots(1, len(alphas), figsize=(4 * len(alphas), 3.5), squeeze=False)
+        for layer, (ax, alpha) in enumerate(zip(axes[0], alphas, strict=True)):
+            im = ax.imshow(np.asarray(alpha), vmin=0.0, vmax=1.0, cmap="viridis")
+            for (i, j), v in np.ndenumerate(np.asarray(alpha)):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w")
+            ax.set(xticks=range(len(names)), yticks=range(len(names)), title=f"layer {layer}")
+            ax.set_xticklabels(names)
+            ax.set_yticklabels(names)
+            ax.set(xlabel="from column", ylabel="into task")
+            fig.colorbar(im, ax=ax)
+        fig.suptitle("cross-stitch alpha (mean over channels)")
+        save(fig, "cross_stitch.png")
+    return written
