@@ -1,0 +1,68 @@
+"""Baselines on the four sentiment domains: majority, TF-IDF + logistic regression, VADER.
+
+    python -m scripts.text_baselines --output=/tmp/baselines
+
+Writes ``baselines.md`` (accuracy / macro-F1 per domain) and ``baselines.json``
+under ``--output``. Needs the corpus cached by ``python -m scripts.fetch_data``
+and ``vaderSentiment`` (extra ``text``). Takes about a minute on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+from absl import app, flags
+
+from research import baselines
+from research.data import sentiment
+
+_OUTPUT = flags.DEFINE_string("output", None, "Directory for baselines.md and baselines.json.")
+_DOMAINS = flags.DEFINE_multi_enum(
+    "domain", list(sentiment.DOMAINS), sentiment.DOMAINS, "Domains to score."
+)
+_BASELINES = flags.DEFINE_multi_enum(
+    "baseline", list(baselines.BASELINES), baselines.BASELINES, "Baselines to run."
+)
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the train/val/test split.")
+_THRESHOLDS = flags.DEFINE_list(
+    "thresholds", ["-0.5", "0.5"], "Mean-rating cut points: negative below, positive above."
+)
+_MAX_EXAMPLES = flags.DEFINE_integer(
+    "max_examples_per_domain", None, "Subsample each domain (stratified) for a quick run."
+)
+_CACHE_DIR = flags.DEFINE_string("cache_dir", None, "Sentiment cache (default: fetch_data's).")
+flags.mark_flag_as_required("output")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if len(_THRESHOLDS.value) != 2:
+        raise app.UsageError(f"--thresholds needs two numbers, got {_THRESHOLDS.value}")
+    low, high = (float(v) for v in _THRESHOLDS.value)
+    splits = sentiment.load_domains(
+        _DOMAINS.value, _SEED.value, (low, high), _MAX_EXAMPLES.value, _CACHE_DIR.value
+    )
+    results = baselines.run_baselines(splits, _BASELINES.value, _SEED.value)
+    sizes = {d: {k: len(getattr(s, k).texts) for k in s._fields} for d, s in splits.items()}
+    output = pathlib.Path(_OUTPUT.value)
+    output.mkdir(parents=True, exist_ok=True)
+    table = baselines.markdown_table(results)
+    caption = (
+        f"Test accuracy / macro-F1, labels by mean rating < {low} / > {high}, "
+        f"split seed {_SEED.value}.\n\n"
+    )
+    (output / "baselines.md").write_text(caption + table)
+    record = {
+        "seed": _SEED.value,
+        "thresholds": [low, high],
+        "sizes": sizes,
+        "results": results,
+    }
+    (output / "baselines.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(caption + table, end="")
+
+
+if __name__ == "__main__":
+    app.run(main)
