@@ -4,7 +4,8 @@
 
 Writes ``baselines.md`` (accuracy / macro-F1 per domain) and ``baselines.json``
 under ``--output``. Needs the corpus cached by ``python -m scripts.fetch_data``
-and ``vaderSentiment`` (extra ``text``). Takes ~80 s on 2 CPU cores (TF-IDF + logistic regression dominates).
+and ``vaderSentiment`` (extra ``text``). Takes ~80 s on 2 CPU cores, mostly
+TF-IDF + logistic regression.
 """
 
 from __future__ import annotations
