@@ -1,0 +1,84 @@
+"""Multi-Digits data, Delta_m, and tiny end-to-end multi-task runs."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from research import multitask
+from research.configs import multi_digits as config_lib
+from research.data import multi_digits as md
+
+
+def _tiny(arch: str = "cross_stitch", weighting: str = "uw"):
+    config = config_lib.get_config("runlocal")
+    config.n_train, config.n_test, config.hidden, config.epochs = 128, 64, (16,), 2
+    config.batch_size = 32
+    config.arch, config.weighting = arch, weighting
+    return config
+
+
+def test_multi_digits_pairs_are_consistent_and_seeded():
+    train, test = md.load(seed=1, n_train=50, n_test=20)
+    assert train.x.shape == (50, 8, 16) and test.y.shape == (20, 3)
+    assert train.x.min() >= 0.0 and train.x.max() <= 1.0
+    np.testing.assert_array_equal(train.y[:, 2], train.y[:, 0] + train.y[:, 1])
+    again, _ = md.load(seed=1, n_train=50, n_test=20)
+    np.testing.assert_array_equal(train.x, again.x)
+    other, _ = md.load(seed=2, n_train=50, n_test=20)
+    assert not np.array_equal(train.x, other.x)
+    with pytest.raises(ValueError, match="test_fraction"):
+        md.load(test_fraction=1.5)
+
+
+def test_delta_m_follows_libmtl_signs():
+    # +10% on an accuracy and a 10% lower (better) error: both count as +10
+    assert multitask.delta_m([0.55, 0.9], [0.5, 1.0], [False, True]) == pytest.approx(10.0)
+    assert multitask.delta_m([0.45, 1.1], [0.5, 1.0], [False, True]) == pytest.approx(-10.0)
+
+
+def test_unknown_weighting_names_the_choices():
+    with pytest.raises(ValueError, match="'sgd'.*pcgrad"):
+        multitask.validate(_tiny(weighting="sgd"))
+
+
+def test_tiny_run_writes_results_and_plots(tmp_path):
+    summary = multitask.train_and_evaluate(_tiny(), str(tmp_path), progress=False)
+    with open(tmp_path / "results.json") as f:
+        saved = json.load(f)
+    for key in ("per_task", "single_task", "delta_m", "sigmas", "cross_stitch", "history"):
+        assert key in saved
+    assert set(saved["per_task"]) == set(md.TASK_NAMES) == set(saved["single_task"])
+    assert np.isfinite(saved["delta_m"]) and saved["delta_m"] == summary["delta_m"]
+    assert len(saved["history"]["train_loss"]) == 2
+    assert np.asarray(saved["cross_stitch"]).shape == (1, 3, 3)
+    for png in ("loss_curves.png", "task_weights.png", "uw_sigmas.png", "cross_stitch.png"):
+        assert os.path.getsize(tmp_path / png) > 0
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["results.json", "loss_curves.png", "task_weights.png", "uw_sigmas.png", "cross_stitch.png"]
+    )
+
+
+def test_cli_rejects_unknown_arch_with_exit_code_2(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "scripts.multitask", "--config=research/configs/multi_digits.py",
+         "--config.arch=dense", f"--workdir={tmp_path}"],
+        capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
+    assert proc.returncode == 2
+    assert "'dense'" in proc.stderr and "cross_stitch" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["hard", "cross_stitch", "mtan", "task_bn", "soft"])
+@pytest.mark.parametrize("weighting", ["equal", "uw", "dwa", "gradnorm", "pcgrad", "mgda"])
+def test_every_arch_and_weighting_trains(arch, weighting):
+    config = _tiny(arch, weighting)
+    train, test = md.load(0, config.n_train, config.n_test)
+    result = multitask.fit(config, train, test, progress=False)
+    losses = np.asarray(result["history"]["train_loss"])
+    assert np.all(np.isfinite(losses)) and np.all(np.isfinite(result["metrics"]))
+    assert losses[-1].sum() < losses[0].sum()
