@@ -1,0 +1,55 @@
+"""scripts/embed.py: one unit vector per input line, clear errors for bad input."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers")
+
+from models.text.load import resolve_model_dir  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = Path(__file__).parent / "fixtures" / "minilm_reference.npz"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "scripts.embed", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    try:
+        resolve_model_dir("minilm")
+    except ValueError as e:
+        pytest.skip(str(e))
+
+
+def test_embeds_every_line_like_pytorch(minilm, tmp_path):
+    sentences = [str(s) for s in np.load(REFERENCE)["sentences"]]
+    lines = sentences + ["", sentences[0]]  # an empty line still gets a row
+    source, target = tmp_path / "in.txt", tmp_path / "out.npy"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    done = _run(f"--input={source}", f"--output={target}", "--batch_size=2",
+                "--max_length=16")
+    assert done.returncode == 0, done.stderr
+    vectors = np.load(target)
+    assert vectors.shape == (len(lines), 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # Batches of 2 pad the last one; padding must not leak into the real rows.
+    np.testing.assert_allclose(vectors[:3], np.load(REFERENCE)["embeddings"], atol=1e-4)
+    np.testing.assert_allclose(vectors[4], vectors[0], atol=1e-6)
+
+
+def test_missing_and_empty_input_are_one_line_errors(tmp_path):
+    done = _run(f"--input={tmp_path / 'nope.txt'}", f"--output={tmp_path / 'o.npy'}")
+    assert done.returncode != 0
+    assert "nope.txt' does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    done = _run(f"--input={empty}", f"--output={tmp_path / 'o.npy'}")
+    assert done.returncode != 0 and "is empty" in done.stderr
