@@ -110,7 +110,11 @@ class Trainer:
         self.num_tasks = len(md.TASK_OUTPUTS)
         self.depth = len(config.hidden)
         self.model = mt.build(config.arch, md.TASK_OUTPUTS, config.hidden)
-        self.optimizer = optax.adam(config.learning_rate)
+        # log-variances (UW) get their own, faster Adam so sigma tracks the losses
+        self.optimizer = optax.multi_transform(
+            {"model": optax.adam(config.learning_rate), "log_vars": optax.adam(config.uw_lr)},
+            {"model": "model", "log_vars": "log_vars"},
+        )
         self.steps_per_epoch = num_train // config.batch_size
         if self.steps_per_epoch < 1:
             raise ValueError(

@@ -32,6 +32,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     # Weighting (algorithms/mtl_weighting.py): equal, uw, dwa, gradnorm, pcgrad, mgda.
     config.weighting = "equal"
+    config.uw_lr = 1e-2  # Adam rate of UW's log-variances (the network uses learning_rate)
     config.dwa_temperature = 2.0
     config.gradnorm_alpha = 1.5
     config.gradnorm_lr = 0.025
