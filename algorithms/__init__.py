@@ -24,3 +24,15 @@ def load(name: str) -> ModuleType:
     if name not in available():
         raise ValueError(f"unknown algorithm {name!r}; choices: {', '.join(available())}")
     return importlib.import_module(f"{__name__}.{name}")
+
+
+def default_hparams() -> dict:
+    """Every method's hyper-parameters and defaults, merged (names are unique)."""
+    merged: dict = {}
+    for name in available():
+        for key, value in load(name).HPARAMS.items():
+            if key in merged and merged[key] != value:
+                raise ValueError(f"hyper-parameter {key!r} has two defaults: "
+                                 f"{merged[key]!r} and {value!r} ({name})")
+            merged[key] = value
+    return merged

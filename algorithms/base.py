@@ -79,6 +79,11 @@ def _keep_state_after_step(state: State, old_params: Params, new_params: Params,
     return state
 
 
+def _plain_predict(params: Params, state: State, x: jax.Array, apply_fn: ApplyFn) -> jax.Array:
+    del state
+    return apply_fn(params, x)
+
+
 def _keep_state_end_task(params: Params, state: State, task_data: Batch,
                          apply_fn: ApplyFn, rng: jax.Array) -> State:
     del params, task_data, apply_fn, rng
@@ -103,6 +108,8 @@ class Algorithm:
     end_task(params, state, task_data, apply_fn, rng) -> state
         Consolidation after a task (Fisher, anchors, teacher snapshot).
         ``task_data`` is the whole task's padded training set as a batch.
+    predict(params, state, x, apply_fn) -> scores [B, C]
+        What evaluation takes the argmax of (iCaRL's nearest-mean classifier).
     optimizer(base) -> optimizer
         Wraps the base optax optimizer (freezing, per-layer rates).
     train_on: which data each stage trains on: ``'task'`` (the current task),
@@ -117,6 +124,7 @@ class Algorithm:
     grads: Callable[..., Params] = _keep_grads
     after_step: Callable[..., State] = _keep_state_after_step
     end_task: Callable[..., State] = _keep_state_end_task
+    predict: Callable[..., jax.Array] = _plain_predict
     optimizer: Callable[[optax.GradientTransformation], optax.GradientTransformation] = (
         lambda base: base
     )

@@ -435,9 +435,10 @@ def write_plots(summary: dict, workdir: str) -> list[str]:
         alphas = summary["cross_stitch"]
         fig, axes = plt.subplots(1, len(alphas), figsize=(4 * len(alphas), 3.5), squeeze=False)
         for layer, (ax, alpha) in enumerate(zip(axes[0], alphas, strict=True)):
-            im = ax.imshow(np.asarray(alpha), vmin=0.0, vmax=1.0, cmap="viridis")
-            for (i, j), v in np.ndenumerate(np.asarray(alpha)):
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w")
+            alpha = np.asarray(alpha)
+            im = ax.imshow(alpha, vmin=0.0, vmax=max(1.0, alpha.max()), cmap="viridis")
+            for (i, j), v in np.ndenumerate(alpha):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="k" if v > 0.5 else "w")
             ax.set(xticks=range(len(names)), yticks=range(len(names)), title=f"layer {layer}")
             ax.set_xticklabels(names)
             ax.set_yticklabels(names)

@@ -1,0 +1,91 @@
+"""Config validation: every mistake becomes one ConfigError naming the field and the choices.
+
+Runs before anything is built, so a bad value never surfaces as a shape error
+from inside JAX.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import ml_collections
+
+import algorithms
+import models
+from research.data import load as data_load
+
+SCENARIOS = ("class", "task", "domain")
+OPTIMIZERS = ("adam", "adamw", "sgd", "momentum")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot run."""
+
+
+def _choice(field: str, value, choices) -> None:
+    if value not in choices:
+        raise ConfigError(f"unknown {field} {value!r}; choices: {', '.join(map(str, choices))}")
+
+
+def _positive(config, *fields: str) -> None:
+    for field in fields:
+        value = config[field]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"config.{field} must be a positive number, got {value!r}")
+
+
+def parse_sweep(config: ml_collections.ConfigDict) -> dict[str, list[float]]:
+    """{name: [values]} for every non-empty ``config.sweep.NAME = "v1,v2,..."``."""
+    sweep = {}
+    for name, text in config.sweep.items():
+        if str(text).strip():
+            try:
+                sweep[name] = [float(v) for v in str(text).split(",")]
+            except ValueError:
+                raise ConfigError(
+                    f"config.sweep.{name}={text!r} must be comma-separated numbers") from None
+    return sweep
+
+
+def run_grid(config: ml_collections.ConfigDict) -> list[tuple[int, dict]]:
+    """(seed, hyper-parameters) of each vmapped run: seeds x every sweep combination."""
+    sweep = parse_sweep(config)
+    combos = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())]
+    return [(config.seed + i, {**config.hp.to_dict(), **combo})
+            for combo in combos for i in range(config.num_seeds)]
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Raises ConfigError for the first thing in ``config`` that cannot run."""
+    _choice("dataset", config.dataset, data_load.DATASETS)
+    _choice("scenario", config.scenario, SCENARIOS)
+    _choice("model", config.model, models.CHOICES)
+    _choice("optimizer", config.optimizer, OPTIMIZERS)
+    _choice("algorithm", config.algorithm, algorithms.available())
+    _positive(config, "num_tasks", "batch_size", "num_epochs", "num_seeds", "learning_rate",
+              "checkpoint_every_epochs", "keep_checkpoints", "eval_batch_size")
+    domain = config.dataset in data_load.DOMAIN_DATASETS
+    if domain != (config.scenario == "domain"):
+        raise ConfigError(
+            f"scenario {config.scenario!r} does not fit dataset {config.dataset!r}: "
+            + ("permuted/rotated streams are domain-incremental, use scenario='domain'"
+               if domain else "use scenario 'class' or 'task' for a class-split stream"))
+    method = algorithms.load(config.algorithm)
+    if config.scenario not in method.COMPATIBILITY:
+        raise ConfigError(
+            f"algorithm {config.algorithm!r} does not support scenario {config.scenario!r}; "
+            f"it supports: {', '.join(method.COMPATIBILITY)}")
+    for name, value in config.hp.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise ConfigError(f"config.hp.{name} must not be negative, got {value!r}")
+    for name, values in parse_sweep(config).items():
+        if any(v < 0 for v in values):
+            raise ConfigError(f"config.sweep.{name} must not hold negative values: {values}")
+    if config.dataset != "tfds":
+        try:
+            data_load.parse_class_order(config.class_order)
+            from research.data.stream import check_class_order
+            check_class_order(data_load.parse_class_order(config.class_order) or [], 10,
+                              config.num_tasks)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None

@@ -1,0 +1,46 @@
+"""Fields every continual config shares; a config file starts from ``base()``."""
+
+import ml_collections
+
+import algorithms
+
+
+def base() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    # Stream.
+    config.dataset = "split_digits"
+    config.scenario = "class"  # class | task | domain
+    config.num_tasks = 5
+    config.class_order = ""  # e.g. "9,8,7,6,5,4,3,2,1,0"; empty = natural order
+    config.tfds_name = ""  # with dataset='tfds'
+    config.data_dir = ""
+    # Model.
+    config.model = "mlp"
+    config.hidden = (400, 400)
+    config.channels = (32, 64)
+    config.cnn_hidden = 128
+    # Method: `algorithm = 'ewc'` is algorithms/ewc.py; hp holds every method's
+    # hyper-parameters, sweep.NAME = "1,10,100" vmaps a float one in one program.
+    config.algorithm = "naive"
+    config.hp = ml_collections.ConfigDict(algorithms.default_hparams())
+    config.sweep = ml_collections.ConfigDict(
+        {k: "" for k, v in config.hp.items() if isinstance(v, float)})
+    # Optimizer and schedule.
+    config.optimizer = "adam"
+    config.learning_rate = 1e-3
+    config.weight_decay = 0.0
+    config.clip_norm = 0.0
+    config.batch_size = 32
+    config.num_epochs = 20
+    config.reset_optimizer = True  # fresh optimizer state at each task
+    # Runs: num_seeds seeds (x sweep values) vmapped into one program.
+    config.seed = 0
+    config.num_seeds = 1
+    # Checkpoints and reports.
+    config.checkpoint_every_epochs = 10
+    config.keep_checkpoints = 3
+    config.skip_nonfinite = False
+    config.eval_batch_size = 256
+    config.tensorboard = False
+    config.progress = True
+    return config

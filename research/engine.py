@@ -1,0 +1,230 @@
+"""The engine: one jitted train step, an epoch as ``lax.scan``, runs vmapped.
+
+Every function here works on a *batch of runs*: seeds and swept
+hyper-parameters are a leading axis that ``jax.vmap`` maps over, so a 5-seed
+run or a lambda sweep is one compiled program. Inside, the algorithm is
+rebuilt from the (traced) hyper-parameters, which is what makes them
+sweepable: a method reads ``hp['ewc_lambda']`` as if it were a float.
+
+Shapes never change across tasks (see ``research.data.stream``), so each
+function compiles once per run; ``Engine.num_compiles`` counts them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from algorithms import base
+
+Pool = dict[str, jax.Array]  # x, y, logit_mask, task, valid: one run's training data
+
+
+class RunState(NamedTuple):
+    """Everything one run carries from step to step (a pytree, vmapped over runs)."""
+
+    params: Any
+    opt_state: Any
+    alg_state: Any
+    rng: jax.Array
+    step: jax.Array
+
+
+class Compiled:
+    """A jitted function compiled ahead of time, once per input signature.
+
+    Compiling explicitly lets the engine report compile time apart from
+    train time and count compiles, which must not grow with the task count.
+    """
+
+    def __init__(self, fn: Callable, name: str, **jit_kwargs):
+        self._jitted = jax.jit(fn, **jit_kwargs)
+        self._cache: dict = {}
+        self.name = name
+        self.compile_seconds = 0.0
+
+    def __call__(self, *args):
+        key = jax.tree_util.tree_structure(args), tuple(
+            (leaf.shape, leaf.dtype) for leaf in jax.tree_util.tree_leaves(args))
+        if key not in self._cache:
+            start = time.perf_counter()
+            self._cache[key] = self._jitted.lower(*args).compile()
+            self.compile_seconds += time.perf_counter() - start
+        return self._cache[key](*args)
+
+    @property
+    def num_compiles(self) -> int:
+        return len(self._cache)
+
+
+def split_hparams(hp: dict) -> tuple[dict, dict]:
+    """(traced, static): float hyper-parameters are traced and so sweepable."""
+    traced = {k: v for k, v in hp.items() if isinstance(v, float)}
+    static = {k: v for k, v in hp.items() if k not in traced}
+    return traced, static
+
+
+def make_optimizer(name: str, learning_rate: float, weight_decay: float = 0.0,
+                   clip_norm: float = 0.0) -> optax.GradientTransformation:
+    """The base optimizer; a method may wrap it (freezing, per-layer rates)."""
+    makers = {
+        "adam": lambda: optax.adam(learning_rate),
+        "adamw": lambda: optax.adamw(learning_rate, weight_decay=weight_decay),
+        "sgd": lambda: optax.sgd(learning_rate),
+        "momentum": lambda: optax.sgd(learning_rate, momentum=0.9),
+    }
+    if name not in makers:
+        raise ValueError(f"unknown optimizer {name!r}; choices: {', '.join(makers)}")
+    opt = makers[name]()
+    return optax.chain(optax.clip_by_global_norm(clip_norm), opt) if clip_norm > 0 else opt
+
+
+def _as_batch(pool: Pool, ids: jax.Array) -> base.Batch:
+    """Rows ``ids`` of the pool; ``x`` may be a pytree (token ids and masks for text)."""
+    batch = {k: jax.tree_util.tree_map(lambda a: a[ids], pool[k])
+             for k in ("x", "y", "logit_mask", "task")}
+    batch["weight"] = pool["valid"][ids].astype(jnp.float32)
+    return batch
+
+
+def _all_finite(tree) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
+
+
+class Engine:
+    """Builds the run-batched, compiled functions for one model and method."""
+
+    def __init__(self, model, method, hp: dict, base_optimizer: optax.GradientTransformation,
+                 batch_size: int, steps_per_epoch: int, eval_batch_size: int = 512,
+                 skip_nonfinite: bool = False):
+        self.model = model
+        self.method = method
+        self.hp_traced, self.hp_static = split_hparams(dict(hp))
+        self.base_optimizer = base_optimizer
+        self.batch_size = batch_size
+        self.steps_per_epoch = steps_per_epoch
+        self.eval_batch_size = eval_batch_size
+        self.skip_nonfinite = skip_nonfinite
+        vm = lambda f, axes: jax.vmap(f, in_axes=axes)
+        self.init = Compiled(vm(self._init, (0, 0, None)), "init")
+        self.reset_optimizer = Compiled(vm(self._reset_optimizer, (0, 0)), "reset_optimizer")
+        self.epoch = Compiled(vm(self._epoch, (0, 0, 0)), "epoch", donate_argnums=0)
+        self.end_task = Compiled(vm(self._end_task, (0, 0, 0)), "end_task")
+        self.evaluate = Compiled(vm(self._evaluate, (0, 0, 0, 0)), "evaluate")
+
+    # -- pieces shared by the hooks ------------------------------------------
+    def apply_fn(self, params, x):
+        return self.model.apply({"params": params}, x)
+
+    def algorithm(self, hp_traced: dict) -> base.Algorithm:
+        return self.method.make({**self.hp_static, **hp_traced})
+
+    def optimizer(self, alg: base.Algorithm) -> optax.GradientTransformation:
+        return alg.optimizer(self.base_optimizer)
+
+    @property
+    def functions(self) -> tuple[Compiled, ...]:
+        return (self.init, self.reset_optimizer, self.epoch, self.end_task, self.evaluate)
+
+    @property
+    def num_compiles(self) -> int:
+        return sum(f.num_compiles for f in self.functions)
+
+    @property
+    def compile_seconds(self) -> float:
+        return sum(f.compile_seconds for f in self.functions)
+
+    # -- per-run functions (vmapped in __init__) -------------------------------
+    def _init(self, rng: jax.Array, hp: dict, sample_x: jax.Array) -> RunState:
+        init_rng, alg_rng, rng = jax.random.split(rng, 3)
+        params = self.model.init(init_rng, sample_x)["params"]
+        alg = self.algorithm(hp)
+        return RunState(params, self.optimizer(alg).init(params), alg.init(params, alg_rng),
+                        rng, jnp.zeros((), jnp.int32))
+
+    def _reset_optimizer(self, state: RunState, hp: dict) -> RunState:
+        return state._replace(opt_state=self.optimizer(self.algorithm(hp)).init(state.params))
+
+    def _train_step(self, alg: base.Algorithm, opt, state: RunState, batch: base.Batch):
+        rng, step_rng, after_rng = jax.random.split(state.rng, 3)
+        (loss, aux), grads = jax.value_and_grad(alg.loss, has_aux=True)(
+            state.params, state.alg_state, batch, self.apply_fn, step_rng)
+        task_grads = grads
+        if alg.needs_task_grads:
+            task_grads = jax.grad(base.task_loss)(state.params, batch, self.apply_fn)
+        grads = alg.grads(grads, state.params, state.alg_state, batch, self.apply_fn, step_rng)
+        updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        alg_state = alg.after_step(state.alg_state, state.params, params, task_grads, batch,
+                                   after_rng)
+        new = RunState(params, opt_state, alg_state, rng, state.step + 1)
+        metrics = {"loss": loss, **aux}
+        if self.skip_nonfinite:
+            ok = jnp.isfinite(loss) & _all_finite(grads)
+            new = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new,
+                                         state._replace(rng=rng, step=state.step + 1))
+            metrics["skipped_steps"] = 1.0 - ok.astype(jnp.float32)
+        return new, metrics
+
+    def _epoch(self, state: RunState, pool: Pool, hp: dict) -> tuple[RunState, dict]:
+        """One epoch: a fresh seeded order of the pool's real rows, then a scan of steps."""
+        alg = self.algorithm(hp)
+        opt = self.optimizer(alg)
+        rng, order_rng = jax.random.split(state.rng)
+        keys = jnp.where(pool["valid"], jax.random.uniform(order_rng, pool["valid"].shape), 2.0)
+        order = jnp.argsort(keys)
+        count = jnp.maximum(jnp.sum(pool["valid"]), 1)
+        total = self.steps_per_epoch * self.batch_size
+        ids = order[jnp.arange(total) % count].reshape(self.steps_per_epoch, self.batch_size)
+
+        def body(carry, step_ids):
+            return self._train_step(alg, opt, carry, _as_batch(pool, step_ids))
+
+        state, metrics = jax.lax.scan(body, state._replace(rng=rng), ids)
+        return state, jax.tree_util.tree_map(jnp.mean, metrics)
+
+    def _end_task(self, state: RunState, pool: Pool, hp: dict) -> RunState:
+        rng, end_rng = jax.random.split(state.rng)
+        task_data = _as_batch(pool, jnp.arange(pool["y"].shape[0]))
+        alg_state = self.algorithm(hp).end_task(state.params, state.alg_state, task_data,
+                                                self.apply_fn, end_rng)
+        return state._replace(alg_state=alg_state, rng=rng)
+
+    def _evaluate(self, state: RunState, test: Pool, task_classes: jax.Array,
+                  hp: dict) -> dict[str, jax.Array]:
+        """Class-IL and task-IL accuracy of every task: [T] each."""
+        alg = self.algorithm(hp)
+
+        def one_task(args):
+            x, y, valid, classes = args
+            chunks = jax.tree_util.tree_map(
+                lambda a: a.reshape((-1, self.eval_batch_size) + a.shape[1:]), x)
+            scores = jax.lax.map(
+                lambda c: alg.predict(state.params, state.alg_state, c, self.apply_fn), chunks)
+            scores = scores.reshape((y.shape[0], -1))
+            weight = valid.astype(jnp.float32)
+            count = jnp.maximum(jnp.sum(weight), 1.0)
+            class_il = jnp.sum((jnp.argmax(scores, -1) == y) * weight) / count
+            task_scores = base.masked_logits(scores, classes[None, :])
+            task_il = jnp.sum((jnp.argmax(task_scores, -1) == y) * weight) / count
+            return class_il, task_il
+
+        class_il, task_il = jax.lax.map(
+            one_task, (test["x"], test["y"], test["valid"], task_classes))
+        return {"class_il": class_il, "task_il": task_il}
+
+
+def pad_to_multiple(array: np.ndarray, axis: int, multiple: int) -> np.ndarray:
+    """Zero-pads ``axis`` up to a multiple (fixed-size evaluation chunks)."""
+    extra = -array.shape[axis] % multiple
+    if not extra:
+        return array
+    widths = [(0, 0)] * array.ndim
+    widths[axis] = (0, extra)
+    return np.pad(array, widths)

@@ -1,0 +1,63 @@
+"""Continual-learning metrics from the accuracy matrix R[i][j] (after task i, on task j).
+
+Definitions follow Lopez-Paz & Ranzato (2017) for ACC, BWT and FWT and
+Chaudhry et al. (2018) for average forgetting.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def average_accuracy(r: np.ndarray) -> float:
+    """ACC: mean accuracy over all tasks after the last task."""
+    return float(np.mean(r[-1]))
+
+
+def backward_transfer(r: np.ndarray) -> float:
+    """BWT: mean of R[T-1][j] - R[j][j] over j < T-1 (negative = forgetting)."""
+    t = r.shape[0]
+    if t < 2:
+        return 0.0
+    return float(np.mean([r[-1, j] - r[j, j] for j in range(t - 1)]))
+
+
+def forward_transfer(r: np.ndarray, random_init: np.ndarray) -> float:
+    """FWT: mean of R[j-1][j] - b_j over j >= 1, b_j the random-init model's accuracy."""
+    t = r.shape[0]
+    if t < 2:
+        return 0.0
+    return float(np.mean([r[j - 1, j] - random_init[j] for j in range(1, t)]))
+
+
+def forgetting(r: np.ndarray) -> float:
+    """Average forgetting: mean over j < T-1 of max_{i<T-1} R[i][j] - R[T-1][j]."""
+    t = r.shape[0]
+    if t < 2:
+        return 0.0
+    return float(np.mean([np.max(r[: t - 1, j]) - r[-1, j] for j in range(t - 1)]))
+
+
+def learning_accuracy(r: np.ndarray) -> float:
+    """Mean of R[j][j]: how well each task is learned when it is the current one."""
+    return float(np.mean(np.diag(r)))
+
+
+def summarize(r: np.ndarray, random_init: np.ndarray) -> dict:
+    """All figures of one accuracy matrix, JSON-ready."""
+    r = np.asarray(r, np.float64)
+    return {
+        "accuracy_matrix": r.round(6).tolist(),
+        "ACC": average_accuracy(r),
+        "BWT": backward_transfer(r),
+        "FWT": forward_transfer(r, np.asarray(random_init)),
+        "forgetting": forgetting(r),
+        "learning_accuracy": learning_accuracy(r),
+        "random_init": np.asarray(random_init, np.float64).round(6).tolist(),
+    }
+
+
+def mean_std(values: list[float]) -> dict:
+    """{'mean', 'std'} over seeds (population std; 0 for one seed)."""
+    arr = np.asarray(values, np.float64)
+    return {"mean": float(arr.mean()), "std": float(arr.std())}

@@ -1,0 +1,117 @@
+"""What a run leaves behind: results.json, metrics.jsonl, a markdown table, PNG plots.
+
+Every file is written to a temporary name and renamed, so a reader never sees
+half a report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+
+import numpy as np
+
+SCENARIO_KEYS = ("class_il", "task_il", "domain_il")
+
+
+def atomic_write(path: str, data: str | bytes) -> None:
+    """Writes ``path`` via a temporary file in the same directory and an atomic rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-" + os.path.basename(path))
+    try:
+        with os.fdopen(fd, mode) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str, obj) -> None:
+    atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_jsonl(path: str, rows: Iterable[dict]) -> None:
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _fmt(stat: dict) -> str:
+    return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+
+
+def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def run_markdown(results: dict) -> str:
+    """The one-run summary: figures per scenario (mean ± std over runs) and the matrix."""
+    parts = [f"# {results['config']['algorithm']} on {results['config']['dataset']}\n"]
+    rows = []
+    for key in SCENARIO_KEYS:
+        if key in results:
+            s = results[key]["summary"]
+            rows.append([key] + [_fmt(s[m]) for m in ("ACC", "BWT", "FWT", "forgetting")])
+    parts.append(markdown_table(["scenario", "ACC", "BWT", "FWT", "forgetting"], rows))
+    for key in SCENARIO_KEYS:
+        if key in results:
+            matrix = np.mean([run["accuracy_matrix"] for run in results[key]["runs"]], axis=0)
+            headers = ["after task"] + [f"task {j}" for j in range(matrix.shape[1])]
+            body = [[str(i)] + [f"{v:.3f}" for v in row] for i, row in enumerate(matrix)]
+            parts.append(f"\n## {key} accuracy matrix (mean over runs)\n\n")
+            parts.append(markdown_table(headers, body))
+    parts.append(f"\ntrain {results['train_seconds']:.1f} s, compile "
+                 f"{results['compile_seconds']:.1f} s, {results['num_compiles']} compiles, "
+                 f"{results['steps_per_second']:.0f} steps/s\n")
+    return "".join(parts)
+
+
+def _save_figure(fig, path: str) -> None:
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
+
+
+def plot_run(results: dict, workdir: str) -> list[str]:
+    """Accuracy-matrix heat map and accuracy-per-task curves for each scenario reported."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for key in SCENARIO_KEYS:
+        if key not in results:
+            continue
+        matrix = np.mean([run["accuracy_matrix"] for run in results[key]["runs"]], axis=0)
+        fig, ax = plt.subplots(figsize=(4.5, 4))
+        image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
+        for (i, j), v in np.ndenumerate(matrix):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if v < 0.6 else "black")
+        ax.set(xlabel="evaluated on task", ylabel="after training task",
+               title=f"{results['config']['algorithm']}: {key} R[i][j]")
+        fig.colorbar(image, ax=ax)
+        paths.append(os.path.join(workdir, f"accuracy_matrix_{key}.png"))
+        _save_figure(fig, paths[-1])
+        plt.close(fig)
+
+        fig, ax = plt.subplots(figsize=(5.5, 3.5))
+        for j in range(matrix.shape[1]):
+            ax.plot(range(j, matrix.shape[0]), matrix[j:, j], marker="o", label=f"task {j}")
+        ax.plot(range(matrix.shape[0]), [row[: i + 1].mean() for i, row in enumerate(matrix)],
+                "k--", label="mean seen")
+        ax.set(xlabel="after training task", ylabel="accuracy", ylim=(0, 1.02),
+               title=f"{results['config']['algorithm']}: {key} accuracy over the stream")
+        ax.legend(fontsize=7, ncol=2)
+        paths.append(os.path.join(workdir, f"accuracy_curves_{key}.png"))
+        _save_figure(fig, paths[-1])
+        plt.close(fig)
+    return paths

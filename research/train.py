@@ -1,0 +1,315 @@
+"""``train_and_evaluate(config, workdir)``: one continual run (all its seeds), resumable.
+
+The host loop walks tasks and epochs; each epoch is one call of the engine's
+compiled, run-vmapped scan, dispatched without waiting. The host reads device
+values only when it checkpoints or finishes a task, and it checks them for
+NaN/inf then, before anything is saved, so a bad step never reaches disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import resource
+import shutil
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+import algorithms
+import models
+from research import checkpoint, config_check, engine as engine_lib, metrics, report
+from research.data import load as data_load
+from research.data.stream import Stream
+
+
+class WorkdirError(ValueError):
+    """The workdir cannot be used for this run."""
+
+
+class NonFiniteError(FloatingPointError):
+    """A loss term became NaN or infinite."""
+
+
+def _tree_index(tree, index):
+    return jax.tree_util.tree_map(lambda a: a[index], tree)
+
+
+def _stack_runs(streams: list[Stream], field: str):
+    return jax.tree_util.tree_map(lambda *a: np.stack(a), *[getattr(s, field) for s in streams])
+
+
+class RunData:
+    """The stream of every run, stacked on a leading run axis, and the pools built from it."""
+
+    def __init__(self, streams: list[Stream], scenario: str, train_on: str, eval_batch: int):
+        first = streams[0]
+        self.num_tasks, self.num_classes = first.num_tasks, first.num_classes
+        self.task_classes = np.stack([s.task_classes for s in streams])  # [R, T, C]
+        self.train_x = _stack_runs(streams, "train_x")  # [R, T, N, ...]
+        self.train_y = np.stack([s.train_y for s in streams])
+        self.n_train = np.stack([s.n_train for s in streams])
+        self.scenario, self.train_on = scenario, train_on
+        pad = lambda a: engine_lib.pad_to_multiple(a, 2, eval_batch)
+        test_x = jax.tree_util.tree_map(pad, _stack_runs(streams, "test_x"))
+        test_y = pad(np.stack([s.test_y for s in streams]))
+        size = test_y.shape[2]
+        valid = np.arange(size)[None, None] < np.stack([s.n_test for s in streams])[..., None]
+        self.test = {"x": test_x, "y": test_y, "valid": valid}
+
+    @property
+    def stages(self) -> list[int]:
+        """The task index each training stage ends on (joint: one stage, all tasks)."""
+        return [self.num_tasks - 1] if self.train_on == "all" else list(range(self.num_tasks))
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        rows = self.n_train.sum(1).max() if self.train_on == "all" else self.n_train.max()
+        return max(1, math.ceil(int(rows) / batch_size))
+
+    def _logit_mask(self, task_ids: np.ndarray) -> np.ndarray:
+        """[R, M, C]: the classes each example's loss may see."""
+        runs = np.arange(task_ids.shape[0])[:, None]
+        if self.scenario == "task":
+            return self.task_classes[runs, task_ids]
+        return np.ones(task_ids.shape + (self.num_classes,), bool)
+
+    def pool(self, stage_task: int, current_only: bool) -> dict:
+        """The rows a stage trains on: the current task, or every task up to it."""
+        runs, tasks, size = self.train_y.shape
+        real = np.arange(size)[None, None] < self.n_train[..., None]  # [R, T, N]
+        task_ids = np.broadcast_to(np.arange(tasks)[None, :, None], (runs, tasks, size))
+        if current_only:
+            pick = lambda a: a[:, stage_task]
+            valid = pick(real)
+        else:
+            pick = lambda a: a.reshape((runs, tasks * size) + a.shape[3:])
+            valid = pick(real & (task_ids <= stage_task))
+        task = pick(task_ids).astype(np.int32)
+        return {"x": jax.tree_util.tree_map(pick, self.train_x), "y": pick(self.train_y),
+                "task": task, "valid": valid, "logit_mask": self._logit_mask(task)}
+
+    def train_pool(self, stage_task: int) -> dict:
+        return self.pool(stage_task, current_only=self.train_on == "task")
+
+
+def _prepare_workdir(workdir: str, config: ml_collections.ConfigDict, overwrite: bool) -> None:
+    """Creates the workdir, or refuses one that holds a run of another config."""
+    config_path = os.path.join(workdir, "config.json")
+    if overwrite and os.path.isdir(workdir):
+        shutil.rmtree(workdir)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as err:
+        raise WorkdirError(f"cannot create workdir {workdir!r}: {err.strerror}") from None
+    if not os.access(workdir, os.W_OK):
+        raise WorkdirError(f"workdir {workdir!r} is not writable")
+    wanted = json.loads(config.to_json())
+    if os.path.exists(config_path):
+        with open(config_path) as f:
+            found = json.load(f)
+        if found != wanted:
+            diff = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
+            raise WorkdirError(
+                f"workdir {workdir!r} holds a run of a different config (fields differ: "
+                f"{', '.join(diff)}); use another --workdir or pass --overwrite")
+    else:
+        report.write_json(config_path, wanted)
+
+
+def _check_finite(rows: list[dict]) -> None:
+    for row in rows:
+        for term, value in row.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise NonFiniteError(
+                    f"non-finite {term} ({value}) in task {row['task']}, epoch {row['epoch']} "
+                    f"(run {row['run']}, seed {row['seed']}); the last good checkpoint is kept. "
+                    "Lower the learning rate, set config.clip_norm, or config.skip_nonfinite=True")
+
+
+class _TrainClock:
+    """Wall time of training: compile time and checkpoint writes are taken out."""
+
+    def __init__(self, already: float, eng: engine_lib.Engine):
+        self._already, self._eng = already, eng
+        self._start = time.perf_counter()
+        self._compile_start = eng.compile_seconds
+        self._paused = 0.0
+
+    def seconds(self) -> float:
+        elapsed = time.perf_counter() - self._start - self._paused
+        return self._already + elapsed - (self._eng.compile_seconds - self._compile_start)
+
+    @contextlib.contextmanager
+    def paused(self):
+        tic = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._paused += time.perf_counter() - tic
+
+
+class _Progress:
+    """A tqdm bar over epochs when enabled; a no-op otherwise."""
+
+    def __init__(self, total: int, initial: int, enabled: bool, desc: str):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, initial=initial, desc=desc, unit="epoch",
+                            dynamic_ncols=True, leave=False)
+
+    def update(self, postfix: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(postfix, refresh=False)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _peak_memory_bytes() -> dict:
+    stats = jax.devices()[0].memory_stats() or {}
+    host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"device": int(stats.get("peak_bytes_in_use", 0)), "host": int(host)}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       overwrite: bool = False) -> dict:
+    """Runs (or resumes) the config's continual stream and writes its reports to workdir."""
+    config_check.validate(config)
+    method = algorithms.load(config.algorithm)
+    grid = config_check.run_grid(config)
+    seeds = [seed for seed, _ in grid]
+    _prepare_workdir(workdir, config, overwrite)
+
+    by_seed = {seed: data_load.make_stream(config, seed) for seed in sorted(set(seeds))}
+    probe = method.make(grid[0][1])
+    data = RunData([by_seed[s] for s in seeds], config.scenario, probe.train_on,
+                   config.eval_batch_size)
+    model = models.load(config.model).build(config, data.num_classes)
+    traced_names = sorted(engine_lib.split_hparams(grid[0][1])[0])
+    hp = {k: jnp.asarray([h[k] for _, h in grid], jnp.float32) for k in traced_names}
+    eng = engine_lib.Engine(
+        model, method, config.hp.to_dict(),
+        engine_lib.make_optimizer(config.optimizer, config.learning_rate, config.weight_decay,
+                                  config.clip_norm),
+        config.batch_size, data.steps_per_epoch(config.batch_size), config.eval_batch_size,
+        config.skip_nonfinite)
+
+    rngs = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+    sample_x = jax.tree_util.tree_map(lambda a: jnp.asarray(a[0, 0, :1]), data.train_x)
+    state = eng.init(rngs, hp, sample_x)
+    test = jax.tree_util.tree_map(jnp.asarray, data.test)
+    task_classes = jnp.asarray(data.task_classes)
+    random_init = jax.device_get(eng.evaluate(state, test, task_classes, hp))
+
+    runs, tasks, epochs = len(grid), data.num_tasks, config.num_epochs
+    mngr = checkpoint.manager(workdir, config.keep_checkpoints)
+    progress = {"stage": 0, "epoch": 0, "rows": [], "train_seconds": 0.0,
+                "class_il": np.zeros((runs, tasks, tasks)).tolist(),
+                "task_il": np.zeros((runs, tasks, tasks)).tolist()}
+    restored = checkpoint.restore_latest(mngr, state)
+    if restored is not None:
+        state, progress = restored
+    acc = {k: np.asarray(progress[k]) for k in ("class_il", "task_il")}
+    rows: list[dict] = progress["rows"]
+    pending: list[tuple[int, int, dict]] = []
+    clock = _TrainClock(progress["train_seconds"], eng)
+
+    def flush() -> None:
+        """Fetches the epoch metrics dispatched so far (the one host sync) and checks them."""
+        fetched = jax.device_get([m for _, _, m in pending])
+        new = [{"task": t, "epoch": e, "run": r, "seed": seeds[r],
+                **{k: float(v[r]) for k, v in m.items()}}
+               for (t, e, _), m in zip(pending, fetched) for r in range(runs)]
+        _check_finite(new)
+        rows.extend(new)
+        pending.clear()
+
+    def save(step: int, stage: int, epoch: int) -> None:
+        flush()
+        with clock.paused():
+            checkpoint.save(mngr, step, state, {
+                "stage": stage, "epoch": epoch, "rows": rows, "train_seconds": clock.seconds(),
+                **{k: v.tolist() for k, v in acc.items()}})
+
+    stages = data.stages
+    bar = _progress_bar(config, len(stages) * epochs, progress)
+    for stage in range(progress["stage"], len(stages)):
+        task = stages[stage]
+        pool = jax.tree_util.tree_map(jnp.asarray, data.train_pool(task))
+        start_epoch = progress["epoch"] if stage == progress["stage"] else 0
+        if start_epoch == 0 and config.reset_optimizer:
+            state = eng.reset_optimizer(state, hp)
+        for epoch in range(start_epoch, epochs):
+            state, epoch_metrics = eng.epoch(state, pool, hp)
+            pending.append((task, epoch, epoch_metrics))
+            if epoch + 1 < epochs and (epoch + 1) % config.checkpoint_every_epochs == 0:
+                save(stage * epochs + epoch + 1, stage, epoch + 1)
+            bar.update(f"task {task}")
+        state = eng.end_task(state, pool, hp)
+        result = jax.device_get(eng.evaluate(state, test, task_classes, hp))
+        for key in acc:
+            for i in range(tasks) if data.train_on == "all" else [task]:
+                acc[key][:, i, :] = result[key]
+        save((stage + 1) * epochs, stage + 1, 0)
+    train_seconds = clock.seconds()
+    bar.close()
+    mngr.close()
+
+    results = _results(config, grid, acc, random_init, rows, eng, train_seconds,
+                       len(stages) * epochs * eng.steps_per_epoch)
+    _write_reports(results, rows, workdir, config)
+    return results
+
+
+def _progress_bar(config, total: int, progress: dict) -> _Progress:
+    done = progress["stage"] * config.num_epochs + progress["epoch"]
+    return _Progress(total, done, config.progress,
+                     f"{config.algorithm} x{config.num_seeds}")
+
+
+def _results(config, grid, acc, random_init, rows, eng, train_seconds, steps) -> dict:
+    """results.json: per-run figures and mean ± std for each scenario the run reports."""
+    keys = {"class": ("class_il", "task_il"), "task": ("task_il",), "domain": ("class_il",)}
+    results: dict = {"config": json.loads(config.to_json())}
+    for key in keys[config.scenario]:
+        name = "domain_il" if config.scenario == "domain" else key
+        runs = []
+        for r, (seed, hp) in enumerate(grid):
+            figures = metrics.summarize(acc[key][r], random_init[key][r])
+            runs.append({"seed": seed, "hp": {k: hp[k] for k in config_check.parse_sweep(config)},
+                         **figures})
+        summary = {m: metrics.mean_std([run[m] for run in runs])
+                   for m in ("ACC", "BWT", "FWT", "forgetting", "learning_accuracy")}
+        results[name] = {"summary": summary, "runs": runs,
+                         "accuracy_matrix": runs[0]["accuracy_matrix"],
+                         **{m: summary[m]["mean"] for m in summary}}
+    results.update({
+        "train_seconds": train_seconds,
+        "compile_seconds": eng.compile_seconds,
+        "num_compiles": eng.num_compiles,
+        "steps": steps,
+        "num_runs": len(grid),
+        "steps_per_second": steps / max(train_seconds, 1e-9),
+        "peak_memory_bytes": _peak_memory_bytes(),
+        "final_loss": {k: v for k, v in rows[-1].items() if k not in ("run", "seed")}
+        if rows else {},
+    })
+    return results
+
+
+def _write_reports(results: dict, rows: list[dict], workdir: str, config) -> None:
+    report.write_json(os.path.join(workdir, "results.json"), results)
+    report.write_jsonl(os.path.join(workdir, "metrics.jsonl"), rows)
+    report.atomic_write(os.path.join(workdir, "results.md"), report.run_markdown(results))
+    report.plot_run(results, workdir)
+    if config.tensorboard:
+        from research import tensorboard
+        tensorboard.write(rows, workdir)
