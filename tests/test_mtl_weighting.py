@@ -135,8 +135,7 @@ def test_mgda_three_tasks_beats_a_simplex_grid():
     alpha = mtw.mgda_weights(g, iters=500)
     np.testing.assert_allclose(alpha.sum(), 1.0, rtol=1e-6)
     assert jnp.all(alpha >= 0)
-    best = min(
-        float(jnp.sum((jnp.array([a, b, 1 - a - b]) @ g) ** 2))
-        for a, b in itertools.product(np.linspace(0, 1, 101), repeat=2) if a + b <= 1
-    )
+    grid = np.array([(a, b, 1 - a - b)
+                     for a, b in itertools.product(np.linspace(0, 1, 101), repeat=2) if a + b <= 1])
+    best = float(np.min(np.sum((grid @ np.asarray(g)) ** 2, axis=1)))
     assert float(jnp.sum((alpha @ g) ** 2)) <= best + 1e-4
