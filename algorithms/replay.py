@@ -1,0 +1,44 @@
+"""Experience replay's pieces shared by ER, class-balanced ER, A-GEM, DER and CLS-ER.
+
+State is a ``replay_buffer.Buffer`` filled inside the jitted step; the loss
+adds a batch of ``replay_batch_size`` stored examples to the current one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+
+from algorithms import replay_buffer
+from algorithms.base import Algorithm, cross_entropy
+
+REPLAY_HPARAMS = {"buffer_size": 200, "replay_batch_size": 32, "buffer_input_size": 0}
+
+AddFn = Callable[[replay_buffer.Buffer, dict, jax.Array], replay_buffer.Buffer]
+
+
+def init_buffer(hp: dict) -> Callable:
+    return lambda params, rng: replay_buffer.for_params(params, hp)
+
+
+def insert_after_step(add: AddFn) -> Callable:
+    """after_step that offers each trained batch to the buffer."""
+
+    def after_step(state, old_params, new_params, grads, batch, rng):
+        del old_params, new_params, grads
+        return add(state, batch, rng)
+
+    return after_step
+
+
+def make_experience_replay(hp: dict, add: AddFn) -> Algorithm:
+    """ER: cross-entropy over the current batch and an equal-weight replayed one."""
+    count = int(hp["replay_batch_size"])
+
+    def loss(params, buf, batch, apply_fn, rng):
+        plain = cross_entropy(apply_fn(params, batch["x"]), batch)
+        joint = replay_buffer.concat(batch, replay_buffer.sample(buf, rng, count, batch["x"]))
+        return cross_entropy(apply_fn(params, joint["x"]), joint), {"task_loss": plain}
+
+    return Algorithm(init=init_buffer(hp), loss=loss, after_step=insert_after_step(add))
