@@ -13,9 +13,9 @@ import ml_collections
 import algorithms
 import models
 from research.data import load as data_load
+from research.optim import OPTIMIZERS
 
 SCENARIOS = ("class", "task", "domain")
-OPTIMIZERS = ("adam", "adamw", "sgd", "momentum")
 
 
 class ConfigError(ValueError):
@@ -50,7 +50,8 @@ def parse_sweep(config: ml_collections.ConfigDict) -> dict[str, list[float]]:
 def run_grid(config: ml_collections.ConfigDict) -> list[tuple[int, dict]]:
     """(seed, hyper-parameters) of each vmapped run: seeds x every sweep combination."""
     sweep = parse_sweep(config)
-    combos = [dict(zip(sweep, values)) for values in itertools.product(*sweep.values())]
+    combos = [dict(zip(sweep, values, strict=True))
+              for values in itertools.product(*sweep.values())]
     return [(config.seed + i, {**config.hp.to_dict(), **combo})
             for combo in combos for i in range(config.num_seeds)]
 

@@ -70,21 +70,6 @@ def split_hparams(hp: dict) -> tuple[dict, dict]:
     return traced, static
 
 
-def make_optimizer(name: str, learning_rate: float, weight_decay: float = 0.0,
-                   clip_norm: float = 0.0) -> optax.GradientTransformation:
-    """The base optimizer; a method may wrap it (freezing, per-layer rates)."""
-    makers = {
-        "adam": lambda: optax.adam(learning_rate),
-        "adamw": lambda: optax.adamw(learning_rate, weight_decay=weight_decay),
-        "sgd": lambda: optax.sgd(learning_rate),
-        "momentum": lambda: optax.sgd(learning_rate, momentum=0.9),
-    }
-    if name not in makers:
-        raise ValueError(f"unknown optimizer {name!r}; choices: {', '.join(makers)}")
-    opt = makers[name]()
-    return optax.chain(optax.clip_by_global_norm(clip_norm), opt) if clip_norm > 0 else opt
-
-
 def _as_batch(pool: Pool, ids: jax.Array) -> base.Batch:
     """Rows ``ids`` of the pool; ``x`` may be a pytree (token ids and masks for text)."""
     batch = {k: jax.tree_util.tree_map(lambda a: a[ids], pool[k])

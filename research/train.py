@@ -23,7 +23,8 @@ import numpy as np
 
 import algorithms
 import models
-from research import checkpoint, config_check, engine as engine_lib, metrics, report
+from research import checkpoint, config_check, metrics, optim, report
+from research import engine as engine_lib
 from research.data import load as data_load
 from research.data.stream import Stream
 
@@ -197,8 +198,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     hp = {k: jnp.asarray([h[k] for _, h in grid], jnp.float32) for k in traced_names}
     eng = engine_lib.Engine(
         model, method, config.hp.to_dict(),
-        engine_lib.make_optimizer(config.optimizer, config.learning_rate, config.weight_decay,
-                                  config.clip_norm),
+        optim.from_config(config),
         config.batch_size, data.steps_per_epoch(config.batch_size), config.eval_batch_size,
         config.skip_nonfinite)
 
@@ -227,7 +227,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         fetched = jax.device_get([m for _, _, m in pending])
         new = [{"task": t, "epoch": e, "run": r, "seed": seeds[r],
                 **{k: float(v[r]) for k, v in m.items()}}
-               for (t, e, _), m in zip(pending, fetched) for r in range(runs)]
+               for (t, e, _), m in zip(pending, fetched, strict=False) for r in range(runs)]
         _check_finite(new)
         rows.extend(new)
         pending.clear()
@@ -309,7 +309,8 @@ def _write_reports(results: dict, rows: list[dict], workdir: str, config) -> Non
     report.write_json(os.path.join(workdir, "results.json"), results)
     report.write_jsonl(os.path.join(workdir, "metrics.jsonl"), rows)
     report.atomic_write(os.path.join(workdir, "results.md"), report.run_markdown(results))
-    report.plot_run(results, workdir)
+    if config.plots:
+        report.plot_run(results, workdir)
     if config.tensorboard:
         from research import tensorboard
         tensorboard.write(rows, workdir)

@@ -41,6 +41,7 @@ def base() -> ml_collections.ConfigDict:
     config.keep_checkpoints = 3
     config.skip_nonfinite = False
     config.eval_batch_size = 256
+    config.plots = True  # PNG plots (matplotlib) next to results.json
     config.tensorboard = False
     config.progress = True
     return config

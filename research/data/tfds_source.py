@@ -25,18 +25,20 @@ def split_tfds(name: str, seed: int, num_tasks: int = 5,
                max_examples: int | None = None) -> stream_lib.Stream:
     """Class-incremental stream over a prepared TFDS dataset's train and test splits."""
     import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.registered import DatasetNotFoundError
 
     try:
         builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as err:  # tfds raises many types for an unknown name
-        raise ValueError(f"unknown TFDS dataset {name!r}: {err}") from None
-    if not builder.info.splits:
+        sources = tfds.data_source(name, split=["train", "test"], data_dir=data_dir)
+    except DatasetNotFoundError:
+        raise ValueError(f"unknown TFDS dataset {name!r}") from None
+    except Exception:  # noqa: BLE001 - an unprepared dataset fails in many ways
         raise ValueError(
-            f"TFDS dataset {name!r} is not prepared in {builder.data_dir}; prepare it with: "
-            f"python -c \"import tensorflow_datasets as tfds; tfds.builder('{name}').download_and_prepare()\"")
+            f"TFDS dataset {name!r} is not prepared in {data_dir or 'the default data_dir'}; "
+            "prepare it once with: python -c \"import tensorflow_datasets as tfds; "
+            f"tfds.builder('{name}').download_and_prepare()\"") from None
     num_classes = builder.info.features["label"].num_classes
     order = stream_lib.check_class_order(class_order or [], num_classes, num_tasks)
-    sources = tfds.data_source(name, split=["train", "test"], data_dir=data_dir)
     x_tr, y_tr = _to_arrays(sources[0], max_examples)
     x_te, y_te = _to_arrays(sources[1], max_examples)
     del seed  # TFDS splits are fixed; the seed still drives the data order in training

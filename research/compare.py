@@ -1,0 +1,88 @@
+"""Several methods, one stream: a table (markdown + CSV), a plot and summary.json."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import ml_collections
+
+from research import config_check, report, train
+
+METRICS = ("ACC", "BWT", "forgetting")
+
+
+def _row(algorithm: str, results: dict, scenario: str) -> dict:
+    s = results[scenario]["summary"]
+    return {"algorithm": algorithm, "scenario": scenario,
+            **{m: s[m]["mean"] for m in METRICS}, **{f"{m}_std": s[m]["std"] for m in METRICS},
+            "train_seconds": results["train_seconds"],
+            "compile_seconds": results["compile_seconds"]}
+
+
+def comparison_markdown(rows: list[dict], num_seeds: int) -> str:
+    headers = ["algorithm", "scenario"] + list(METRICS) + ["train s"]
+    body = [[r["algorithm"], r["scenario"]]
+            + [f"{r[m]:.3f} ± {r[m + '_std']:.3f}" for m in METRICS]
+            + [f"{r['train_seconds']:.1f}"] for r in rows]
+    return f"mean ± std over {num_seeds} seed(s)\n\n" + report.markdown_table(headers, body)
+
+
+def _csv(rows: list[dict]) -> str:
+    keys = list(rows[0])
+    return "\n".join([",".join(keys)] + [",".join(str(r[k]) for k in keys) for r in rows]) + "\n"
+
+
+def _plot(rows: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    scenarios = sorted({r["scenario"] for r in rows})
+    algorithms = list(dict.fromkeys(r["algorithm"] for r in rows))
+    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(algorithms)), 3.5))
+    width = 0.8 / len(scenarios)
+    for k, scenario in enumerate(scenarios):
+        picked = {r["algorithm"]: r for r in rows if r["scenario"] == scenario}
+        x = np.arange(len(algorithms)) + k * width
+        ax.bar(x, [picked[a]["ACC"] if a in picked else 0 for a in algorithms], width,
+               yerr=[picked[a]["ACC_std"] if a in picked else 0 for a in algorithms],
+               label=scenario, capsize=2)
+    ax.set_xticks(np.arange(len(algorithms)) + width * (len(scenarios) - 1) / 2, algorithms,
+                  rotation=30)
+    ax.set(ylabel="final average accuracy (ACC)", ylim=(0, 1.05))
+    ax.legend(fontsize=8)
+    fig.savefig(path + ".tmp.png", dpi=110, bbox_inches="tight")
+    os.replace(path + ".tmp.png", path)
+    plt.close(fig)
+
+
+def compare(config: ml_collections.ConfigDict, algorithms: list[str], workdir: str,
+            overwrite: bool = False) -> dict:
+    """Runs each algorithm into workdir/<name> and writes the comparison files."""
+    configs = []
+    for algorithm in algorithms:  # validate every method before running any
+        run_config = copy.deepcopy(config)
+        run_config.algorithm = algorithm
+        config_check.validate(run_config)
+        configs.append(run_config)
+    os.makedirs(workdir, exist_ok=True)
+    rows, per_method = [], {}
+    for run_config in configs:
+        results = train.train_and_evaluate(
+            run_config, os.path.join(workdir, run_config.algorithm), overwrite)
+        per_method[run_config.algorithm] = {
+            k: results[k] for k in results if k in report.SCENARIO_KEYS or k in (
+                "train_seconds", "compile_seconds", "num_compiles", "steps")}
+        rows += [_row(run_config.algorithm, results, k)
+                 for k in report.SCENARIO_KEYS if k in results]
+    markdown = comparison_markdown(rows, config.num_seeds)
+    report.atomic_write(os.path.join(workdir, "comparison.md"), markdown)
+    report.atomic_write(os.path.join(workdir, "comparison.csv"), _csv(rows))
+    _plot(rows, os.path.join(workdir, "comparison.png"))
+    summary = {"config": config.to_dict(), "rows": rows, "methods": per_method,
+               "markdown": markdown}
+    report.write_json(os.path.join(workdir, "summary.json"), summary)
+    return summary

@@ -1,0 +1,27 @@
+"""The base optimizer of a run, from the config; a method may wrap it (freezing, rates)."""
+
+from __future__ import annotations
+
+import ml_collections
+import optax
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "momentum")
+
+
+def make(name: str, learning_rate: float, weight_decay: float = 0.0,
+                   clip_norm: float = 0.0) -> optax.GradientTransformation:
+    """The base optimizer; a method may wrap it (freezing, per-layer rates)."""
+    makers = {
+        "adam": lambda: optax.adam(learning_rate),
+        "adamw": lambda: optax.adamw(learning_rate, weight_decay=weight_decay),
+        "sgd": lambda: optax.sgd(learning_rate),
+        "momentum": lambda: optax.sgd(learning_rate, momentum=0.9),
+    }
+    if name not in makers:
+        raise ValueError(f"unknown optimizer {name!r}; choices: {', '.join(makers)}")
+    opt = makers[name]()
+    return optax.chain(optax.clip_by_global_norm(clip_norm), opt) if clip_norm > 0 else opt
+
+
+def from_config(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    return make(config.optimizer, config.learning_rate, config.weight_decay, config.clip_norm)

@@ -1,0 +1,29 @@
+"""TensorBoard event files from the per-epoch metric rows (``config.tensorboard=True``).
+
+Uses the ``tensorboard`` package's own event writer, so TensorFlow is not needed.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tensorboard.compat.proto.event_pb2 import Event
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+
+def write(rows: list[dict], workdir: str) -> None:
+    """One run directory per (run, seed); step = task * epochs + epoch."""
+    epochs = 1 + max((r["epoch"] for r in rows), default=0)
+    writers: dict[int, EventFileWriter] = {}
+    for row in rows:
+        run = row["run"]
+        if run not in writers:
+            writers[run] = EventFileWriter(
+                os.path.join(workdir, "tensorboard", f"run{run}_seed{row['seed']}"))
+        values = [Summary.Value(tag=k, simple_value=v) for k, v in row.items()
+                  if isinstance(v, float)]
+        writers[run].add_event(Event(step=row["task"] * epochs + row["epoch"],
+                                     summary=Summary(value=values)))
+    for writer in writers.values():
+        writer.close()

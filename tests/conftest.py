@@ -1,0 +1,27 @@
+"""Shared test set-up: quiet logs, a persistent XLA cache so repeated programs compile once."""
+
+import os
+import tempfile
+
+import jax
+import pytest
+from absl import logging
+
+logging.set_verbosity(logging.WARNING)
+jax.config.update("jax_compilation_cache_dir",
+                  os.path.join(tempfile.gettempdir(), "continual_jax_test_xla_cache"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+@pytest.fixture
+def digits_config():
+    """Split-Digits, shrunk so an end-to-end run takes seconds."""
+    from research.configs import split_digits
+
+    config = split_digits.get_config()
+    config.num_epochs = 2
+    config.hidden = (64,)
+    config.checkpoint_every_epochs = 1
+    config.progress = False
+    config.plots = False
+    return config

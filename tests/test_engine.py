@@ -1,0 +1,101 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from research import train
+
+
+def _run(config, workdir):
+    return train.train_and_evaluate(config, str(workdir))
+
+
+def test_results_json_schema(digits_config, tmp_path):
+    digits_config.plots = True
+    results = _run(digits_config, tmp_path)
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    for key in ("config", "class_il", "task_il", "train_seconds", "compile_seconds",
+                "num_compiles", "steps"):
+        assert key in on_disk
+    for key in ("class_il", "task_il"):
+        for figure in ("accuracy_matrix", "ACC", "BWT", "FWT", "forgetting"):
+            assert figure in on_disk[key]
+        assert np.asarray(on_disk[key]["accuracy_matrix"]).shape == (5, 5)
+    assert results["steps"] == 5 * 2 * results["steps"] // 10
+    for name in ("metrics.jsonl", "results.md", "accuracy_matrix_class_il.png",
+                 "accuracy_curves_task_il.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 5 * 2 and {"task", "epoch", "loss", "seed"} <= set(rows[0])
+
+
+def test_compiles_do_not_grow_with_tasks(digits_config, tmp_path):
+    counts = []
+    for num_tasks in (2, 5):
+        digits_config.num_tasks = num_tasks
+        counts.append(_run(digits_config, tmp_path / str(num_tasks))["num_compiles"])
+    assert counts[0] == counts[1] == 5  # init, reset_optimizer, epoch, end_task, evaluate
+
+
+def test_task_scenario_reports_task_il_only(digits_config, tmp_path):
+    digits_config.scenario = "task"
+    results = _run(digits_config, tmp_path)
+    assert "task_il" in results and "class_il" not in results
+    assert results["task_il"]["ACC"] > 0.8  # multi-head training barely forgets
+
+
+def test_domain_scenario(digits_config, tmp_path):
+    from research.configs import permuted_digits
+
+    config = permuted_digits.get_config()
+    config.update(num_tasks=3, num_epochs=2, hidden=(64,), progress=False)
+    results = _run(config, tmp_path)
+    assert set(results) & {"class_il", "task_il", "domain_il"} == {"domain_il"}
+    assert np.asarray(results["domain_il"]["accuracy_matrix"]).shape == (3, 3)
+
+
+def test_same_seed_same_numbers(digits_config, tmp_path):
+    a = _run(digits_config, tmp_path / "a")
+    b = _run(digits_config, tmp_path / "b")
+    assert a["class_il"]["accuracy_matrix"] == b["class_il"]["accuracy_matrix"]
+    assert a["final_loss"] == b["final_loss"]
+
+
+def test_vmapped_seed_matches_single_run(digits_config, tmp_path):
+    digits_config.num_seeds = 3
+    many = _run(digits_config, tmp_path / "many")
+    digits_config.num_seeds, digits_config.seed = 1, 2
+    single = _run(digits_config, tmp_path / "single")
+    vmapped = many["class_il"]["runs"][2]
+    assert vmapped["seed"] == 2
+    np.testing.assert_allclose(vmapped["accuracy_matrix"],
+                               single["class_il"]["runs"][0]["accuracy_matrix"], atol=0.01)
+    seeds = [run["seed"] for run in many["class_il"]["runs"]]
+    assert seeds == [0, 1, 2]
+    assert many["class_il"]["summary"]["ACC"]["std"] >= 0
+
+
+def test_workdir_of_other_config_is_refused(digits_config, tmp_path):
+    _run(digits_config, tmp_path)
+    digits_config.learning_rate = 0.01
+    with pytest.raises(train.WorkdirError, match="learning_rate"):
+        _run(digits_config, tmp_path)
+    train.train_and_evaluate(digits_config, str(tmp_path), overwrite=True)
+
+
+def test_rerun_of_finished_run_resumes_without_training(digits_config, tmp_path):
+    first = _run(digits_config, tmp_path)
+    mtime = os.path.getmtime(tmp_path / "checkpoints")
+    again = _run(digits_config, tmp_path)
+    assert again["class_il"]["accuracy_matrix"] == first["class_il"]["accuracy_matrix"]
+    assert again["train_seconds"] == pytest.approx(first["train_seconds"], abs=0.5)
+    assert os.path.getmtime(tmp_path / "checkpoints") == mtime
+
+
+def test_tensorboard_events(digits_config, tmp_path):
+    pytest.importorskip("tensorboard")
+    digits_config.tensorboard = True
+    _run(digits_config, tmp_path)
+    files = list((tmp_path / "tensorboard").rglob("events.out.tfevents*"))
+    assert len(files) == 1 and files[0].stat().st_size > 100
