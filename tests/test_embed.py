@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("transformers")
 
 from models.text.load import resolve_model_dir  # noqa: E402
+from scripts.embed import read_lines  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = Path(__file__).parent / "fixtures" / "minilm_reference.npz"
@@ -18,6 +19,11 @@ REFERENCE = Path(__file__).parent / "fixtures" / "minilm_reference.npz"
 def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "scripts.embed", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
+
+
+def _write(path: Path, text: str) -> str:
+    path.write_text(text, encoding="utf-8")
+    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +50,16 @@ def test_embeds_every_line_like_pytorch(minilm, tmp_path):
     np.testing.assert_allclose(vectors[4], vectors[0], atol=1e-6)
 
 
-def test_missing_and_empty_input_are_one_line_errors(tmp_path):
+def test_missing_input_exits_with_one_line_error(tmp_path):
     done = _run(f"--input={tmp_path / 'nope.txt'}", f"--output={tmp_path / 'o.npy'}")
     assert done.returncode != 0
     assert "nope.txt' does not exist" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_empty_input_is_an_error(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    done = _run(f"--input={empty}", f"--output={tmp_path / 'o.npy'}")
-    assert done.returncode != 0 and "is empty" in done.stderr
+    with pytest.raises(ValueError, match="empty.txt' is empty"):
+        read_lines(str(empty))
+    assert read_lines(_write(tmp_path / "two.txt", "a\n\nb")) == ["a", "", "b"]
