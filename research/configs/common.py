@@ -19,6 +19,27 @@ def base() -> ml_collections.ConfigDict:
     config.hidden = (400, 400)
     config.channels = (32, 64)
     config.cnn_hidden = 128
+    # Text (config.model='text', datasets 'sentiment' and 'text_file').
+    config.encoder = "minilm"  # 'minilm' or a local Hugging Face BERT-family directory
+    config.encoder_layers = 0  # keep the bottom k layers only (a truncated student); 0 = all
+    config.head = "pooled"  # pooled (mask mean) | cls | textcnn | scratch_textcnn
+    config.max_length = 64
+    config.domains = "tweets,movies,amazon,nyt"  # sentiment domains, in stream order
+    config.max_examples_per_domain = 0  # 0 = every example
+    config.text_files = ""  # dataset='text_file': comma-separated CSV/JSONL paths, one task each
+    config.text_column = "text"
+    config.label_column = "label"
+    config.label_set = "negative,neutral,positive"
+    config.update_from = ""  # workdir of a text run: its data becomes task 0 (scripts.update)
+    config.cached_features = False  # linear probe on features encoded once (model='mlp')
+    # Fine-tuning mode (research/finetune.py): which parameters train and how fast.
+    config.finetune = "full"  # full|linear_probe|freeze_bottom|discriminative|prompt|lora
+    config.freeze_layers = 0  # freeze_bottom: embeddings and the bottom k layers are frozen
+    config.layer_decay = 0.8  # discriminative: layer i's rate is lr * decay^(depth above i)
+    config.lora_rank = 8
+    config.lora_alpha = 16.0
+    config.num_prompt_tokens = 20
+    config.teacher_workdir = ""  # algorithm='distill': the fine-tuned teacher's workdir
     # Method: `algorithm = 'ewc'` is algorithms/ewc.py; hp holds every method's
     # hyper-parameters, sweep.NAME = "1,10,100" vmaps a float one in one program.
     config.algorithm = "naive"
