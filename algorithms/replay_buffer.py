@@ -58,7 +58,8 @@ def for_params(params: Params, hp: dict) -> Buffer:
                  model_info.num_classes(params))
 
 
-def _rows(batch: Batch) -> dict:
+def rows_of(batch: Batch) -> dict:
+    """The fields a buffer stores, inputs flattened."""
     x = model_info.flatten_inputs(batch["x"])
     return {"x": x, "y": batch["y"].astype(jnp.int32), "logit_mask": batch["logit_mask"],
             "task": batch.get("task", jnp.zeros_like(batch["y"])).astype(jnp.int32)}
@@ -85,7 +86,7 @@ def reservoir_add(buf: Buffer, batch: Batch, rng: jax.Array) -> Buffer:
     order = jnp.arange(slot.shape[0])
     overwritten = (slot[None, :] == slot[:, None]) & (order[None, :] > order[:, None])
     slot = jnp.where(jnp.any(overwritten, axis=1), size, slot)
-    buf = _write(buf, slot, _rows(batch))
+    buf = _write(buf, slot, rows_of(batch))
     seen = buf.class_seen.at[batch["y"]].add(real.astype(jnp.int32))
     return buf._replace(num_seen=buf.num_seen + jnp.sum(real, dtype=jnp.int32),
                         class_seen=seen)
@@ -121,7 +122,7 @@ def _balanced_one(buf: Buffer, item: tuple) -> tuple[Buffer, None]:
 
 def balanced_add(buf: Buffer, batch: Batch, rng: jax.Array) -> Buffer:
     """Class-balancing reservoir insertion, one real row at a time (``lax.scan``)."""
-    rows = _rows(batch)
+    rows = rows_of(batch)
     keys = jax.random.split(rng, batch["y"].shape[0])
     buf, _ = jax.lax.scan(_balanced_one, buf, (rows, batch["weight"] > 0, keys))
     return buf
