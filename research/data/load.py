@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from research.data import stream as stream_lib
 
-DATASETS = ("split_digits", "permuted_digits", "rotated_digits", "split_mnist1d", "tfds")
-DOMAIN_DATASETS = ("permuted_digits", "rotated_digits")
+DATASETS = ("split_digits", "permuted_digits", "rotated_digits", "split_mnist1d", "tfds",
+            "sentiment", "text_file")
+DOMAIN_DATASETS = ("permuted_digits", "rotated_digits", "sentiment", "text_file")
 
 
 def parse_class_order(text: str) -> list[int] | None:
@@ -38,4 +39,7 @@ def make_stream(config, seed: int) -> stream_lib.Stream:
         from research.data.tfds_source import split_tfds
         return split_tfds(config.tfds_name, seed, config.num_tasks, order,
                           config.data_dir or None)
+    if name in ("sentiment", "text_file"):
+        from research.data.text_stream import make_text_stream
+        return make_text_stream(config, seed)
     raise ValueError(f"unknown dataset {name!r}; choices: {', '.join(DATASETS)}")
