@@ -24,4 +24,9 @@ def make(name: str, learning_rate: float, weight_decay: float = 0.0,
 
 
 def from_config(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    return make(config.optimizer, config.learning_rate, config.weight_decay, config.clip_norm)
+    """The base optimizer, restricted/rescaled per parameter by ``config.finetune``."""
+    opt = make(config.optimizer, config.learning_rate, config.weight_decay, config.clip_norm)
+    if config.get("finetune", "full") == "full":
+        return opt
+    from research import finetune
+    return finetune.wrap(opt, config)
