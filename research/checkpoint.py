@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 import jax
@@ -30,10 +31,28 @@ def manager(workdir: str, keep: int) -> ocp.CheckpointManager:
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state: Any, progress: dict) -> None:
+    """Saves step atomically; a failed write (full disk) leaves earlier steps intact."""
     progress = {**progress, "layout_version": LAYOUT_VERSION}
-    mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                            progress=ocp.args.JsonSave(progress)), force=True)
-    mngr.wait_until_finished()
+    try:
+        mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                progress=ocp.args.JsonSave(progress)), force=True)
+        mngr.wait_until_finished()
+    except OSError as err:
+        raise CheckpointError(
+            f"could not write checkpoint step {step} in {mngr.directory}: "
+            f"{err.strerror or err}; earlier checkpoints are intact, rerun to resume") from None
+
+
+def _quarantine(mngr: ocp.CheckpointManager, step: int, err: Exception) -> None:
+    """Moves an unreadable step aside (kept for inspection) so the run can rewrite it."""
+    directory = os.fspath(mngr.directory)
+    aside = os.path.join(os.path.dirname(directory), "checkpoints_unreadable")
+    os.makedirs(aside, exist_ok=True)
+    target = os.path.join(aside, f"{step}-{int(time.time())}")
+    os.replace(os.path.join(directory, str(step)), target)
+    logging.warning("checkpoint step %d in %s is unreadable (%s); moved to %s, "
+                    "trying an older one", step, directory, type(err).__name__, target)
+    mngr.reload()
 
 
 def restore_latest(mngr: ocp.CheckpointManager, like: Any) -> tuple[Any, dict] | None:
@@ -44,8 +63,7 @@ def restore_latest(mngr: ocp.CheckpointManager, like: Any) -> tuple[Any, dict] |
             progress = mngr.restore(step, args=ocp.args.Composite(
                 progress=ocp.args.JsonRestore()))["progress"]
         except Exception as err:  # noqa: BLE001 - any failure means this step is unusable
-            logging.warning("checkpoint step %d in %s is unreadable (%s); trying an older one",
-                            step, mngr.directory, type(err).__name__)
+            _quarantine(mngr, step, err)
             continue
         if progress.get("layout_version") != LAYOUT_VERSION:
             raise CheckpointError(
@@ -56,8 +74,7 @@ def restore_latest(mngr: ocp.CheckpointManager, like: Any) -> tuple[Any, dict] |
             state = mngr.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract)))["state"]
         except Exception as err:  # noqa: BLE001
-            logging.warning("checkpoint step %d in %s is unreadable (%s: %s); trying an older one",
-                            step, mngr.directory, type(err).__name__, err)
+            _quarantine(mngr, step, err)
             continue
         return state, progress
     return None

@@ -172,7 +172,12 @@ class Engine:
             return self._train_step(alg, opt, carry, _as_batch(pool, step_ids))
 
         state, metrics = jax.lax.scan(body, state._replace(rng=rng), ids)
-        return state, jax.tree_util.tree_map(jnp.mean, metrics)
+        if not self.skip_nonfinite:
+            return state, jax.tree_util.tree_map(jnp.mean, metrics)
+        ok = metrics.pop("skipped_steps") == 0  # average the kept steps only
+        kept = jnp.maximum(jnp.sum(ok), 1)
+        means = {k: jnp.sum(jnp.where(ok, v, 0.0)) / kept for k, v in metrics.items()}
+        return state, {**means, "skipped_steps": jnp.sum(~ok).astype(jnp.float32)}
 
     def _end_task(self, state: RunState, pool: Pool, hp: dict) -> RunState:
         rng, end_rng = jax.random.split(state.rng)

@@ -123,13 +123,15 @@ def _prepare_workdir(workdir: str, config: ml_collections.ConfigDict, overwrite:
 
 
 def _check_finite(rows: list[dict]) -> None:
+    """Raises NonFiniteError for the first row with a NaN/inf, naming the culprit terms."""
     for row in rows:
-        for term, value in row.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                raise NonFiniteError(
-                    f"non-finite {term} ({value}) in task {row['task']}, epoch {row['epoch']} "
-                    f"(run {row['run']}, seed {row['seed']}); the last good checkpoint is kept. "
-                    "Lower the learning rate, set config.clip_norm, or config.skip_nonfinite=True")
+        bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            terms = [k for k in bad if k != "loss"] or bad  # the penalty, not just the total
+            raise NonFiniteError(
+                f"non-finite {', '.join(terms)} in task {row['task']}, epoch {row['epoch']} "
+                f"(run {row['run']}, seed {row['seed']}); the last good checkpoint is kept. "
+                "Lower the learning rate, set config.clip_norm, or config.skip_nonfinite=True")
 
 
 class _TrainClock:
@@ -205,6 +207,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     rngs = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     sample_x = jax.tree_util.tree_map(lambda a: jnp.asarray(a[0, 0, :1]), data.train_x)
     state = eng.init(rngs, hp, sample_x)
+    if hasattr(model_module := models.load(config.model), "pretrained_params"):
+        state = state._replace(params=model_module.pretrained_params(config, state.params))
     test = jax.tree_util.tree_map(jnp.asarray, data.test)
     task_classes = jnp.asarray(data.task_classes)
     random_init = jax.device_get(eng.evaluate(state, test, task_classes, hp))

@@ -1,11 +1,15 @@
-"""Shared command-line plumbing: known user errors become one line on stderr and exit 2."""
+"""Shared command-line plumbing: user errors become one line on stderr and exit 2.
+
+Covers both flag parsing (an unknown config field, a value of the wrong type)
+and the run itself (bad config values, workdirs, checkpoints, data files).
+"""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from absl import logging
+from absl import app, flags, logging
 
 from research.checkpoint import CheckpointError
 from research.config_check import ConfigError
@@ -15,11 +19,34 @@ USER_ERRORS = (ConfigError, WorkdirError, CheckpointError, NonFiniteError, FileN
                ValueError)
 
 
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def parse_flags(argv: Sequence[str]) -> list[str]:
+    """absl flag parsing with one-line errors: unknown config fields, wrong types."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as err:
+        _fail(str(err))
+    except (AttributeError, KeyError) as err:  # ml_collections: no such config field
+        field = str(err).strip("\"'")
+        _fail(f"unknown config field {field!r}: {' '.join(a for a in argv[1:] if field in a)}")
+    except (TypeError, ValueError) as err:
+        _fail(str(err))
+    return []
+
+
 def run_guarded(fn: Callable[[], None]) -> None:
     """Calls ``fn``; a user error prints ``error: ...`` and exits 2, with no traceback."""
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     try:
         fn()
     except USER_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(err))
+
+
+def main(run: Callable[[list[str]], None]) -> None:
+    """``app.run`` with one-line flag errors."""
+    app.run(run, flags_parser=parse_flags)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import os
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from research import compare
@@ -41,4 +41,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.main(main)

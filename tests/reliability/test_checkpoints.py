@@ -1,0 +1,72 @@
+"""Corrupt, foreign and unwritable checkpoints; pruning."""
+
+import json
+import logging
+
+import pytest
+
+from research import checkpoint, train
+
+
+def _steps(workdir):
+    return sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+
+
+def _corrupt(step_dir):
+    for path in step_dir.rglob("*"):
+        if path.is_file() and path.stat().st_size > 0:
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_corrupt_latest_checkpoint_falls_back(digits_config, tmp_path, caplog):
+    first = train.train_and_evaluate(digits_config, str(tmp_path))
+    latest = _steps(tmp_path)[-1]
+    _corrupt(tmp_path / "checkpoints" / str(latest))
+    with caplog.at_level(logging.WARNING):
+        again = train.train_and_evaluate(digits_config, str(tmp_path))
+    assert f"checkpoint step {latest}" in caplog.text and "unreadable" in caplog.text
+    assert again["class_il"]["accuracy_matrix"] == first["class_il"]["accuracy_matrix"]
+    assert again["final_loss"] == first["final_loss"]
+
+
+def test_foreign_layout_version_is_refused(digits_config, tmp_path):
+    train.train_and_evaluate(digits_config, str(tmp_path))
+    for meta in (tmp_path / "checkpoints").glob("*/progress/metadata"):
+        if meta.is_file():
+            data = json.loads(meta.read_text())
+            data["layout_version"] = 999
+            meta.write_text(json.dumps(data))
+    with pytest.raises(checkpoint.CheckpointError, match="layout version 999"):
+        train.train_and_evaluate(digits_config, str(tmp_path))
+
+
+def test_checkpoints_are_pruned(digits_config, tmp_path):
+    digits_config.keep_checkpoints = 2
+    train.train_and_evaluate(digits_config, str(tmp_path))
+    assert len(_steps(tmp_path)) == 2
+
+
+def test_full_disk_during_save_keeps_previous(digits_config, tmp_path, monkeypatch):
+    expected = train.train_and_evaluate(digits_config, str(tmp_path / "ref"))
+    real_save, calls = checkpoint.manager, {"n": 0}
+
+    def failing_manager(*args, **kwargs):
+        mngr = real_save(*args, **kwargs)
+        original = mngr.save
+
+        def save(step, *a, **k):
+            calls["n"] += 1
+            if calls["n"] == 4:
+                raise OSError(28, "No space left on device")
+            return original(step, *a, **k)
+
+        mngr.save = save
+        return mngr
+
+    monkeypatch.setattr(checkpoint, "manager", failing_manager)
+    with pytest.raises(checkpoint.CheckpointError, match="No space left on device"):
+        train.train_and_evaluate(digits_config, str(tmp_path / "run"))
+    assert len(_steps(tmp_path / "run")) == 3
+    monkeypatch.setattr(checkpoint, "manager", real_save)
+    resumed = train.train_and_evaluate(digits_config, str(tmp_path / "run"))
+    assert resumed["class_il"]["accuracy_matrix"] == expected["class_il"]["accuracy_matrix"]
