@@ -7,6 +7,7 @@ from inside JAX.
 from __future__ import annotations
 
 import itertools
+import math
 
 import ml_collections
 
@@ -30,7 +31,8 @@ def _choice(field: str, value, choices) -> None:
 def _positive(config, *fields: str) -> None:
     for field in fields:
         value = config[field]
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        if (not isinstance(value, (int, float)) or isinstance(value, bool)
+                or not math.isfinite(value) or value <= 0):
             raise ConfigError(f"config.{field} must be a positive number, got {value!r}")
 
 
@@ -77,7 +79,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
             f"algorithm {config.algorithm!r} does not support scenario {config.scenario!r}; "
             f"it supports: {', '.join(method.COMPATIBILITY)}")
     for name, value in config.hp.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not value >= 0:
             raise ConfigError(f"config.hp.{name} must not be negative, got {value!r}")
     for name, values in parse_sweep(config).items():
         if any(v < 0 for v in values):

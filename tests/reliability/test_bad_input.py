@@ -1,0 +1,98 @@
+"""Bad input: one clear line, exit status 2, never a traceback; config parsers never crash."""
+
+import os
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from research import config_check
+from research.configs import split_digits
+from research.data import load
+from tests.reliability import helpers
+
+CLI_CASES = [
+    ("--config.algorithm=nope", "unknown algorithm 'nope'; choices:"),
+    ("--config.dataset=nope", "unknown dataset 'nope'; choices:"),
+    ("--config.no_such_field=1", "unknown config field 'no_such_field'"),
+    ("--config.num_epochs=abc", "--config.num_epochs=abc"),
+    ("--config.class_order=1,2,3", "must be a permutation of 0..9"),
+    ("--config.hp.ewc_lambda=-1.0", "must not be negative"),
+    ("--config.scenario=domain", "does not fit dataset"),
+]
+
+
+def test_cli_errors_are_one_line_exit_2(tmp_path):
+    for arg, message in CLI_CASES:
+        proc = helpers.run(helpers.run_cmd(tmp_path / "w", arg))
+        assert proc.returncode == 2, (arg, proc.stderr[-500:])
+        assert "Traceback" not in proc.stderr
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: ") and message in last, (arg, last)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_workdir(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    proc = helpers.run(helpers.run_cmd(locked / "run"))
+    assert proc.returncode == 2 and "cannot create workdir" in proc.stderr
+
+
+def test_workdir_that_is_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    proc = helpers.run(helpers.run_cmd(tmp_path / "file"))
+    assert proc.returncode == 2 and "cannot create workdir" in proc.stderr
+
+
+_VALUES = st.one_of(st.integers(-5, 50), st.floats(allow_nan=True), st.text(max_size=12),
+                    st.booleans())
+_FIELDS = ["dataset", "scenario", "model", "optimizer", "algorithm", "num_tasks", "batch_size",
+           "num_epochs", "num_seeds", "learning_rate", "class_order", "eval_batch_size"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(field=st.sampled_from(_FIELDS), value=_VALUES)
+def test_validate_only_raises_config_error(field, value):
+    config = split_digits.get_config()
+    try:
+        config[field] = value
+    except TypeError:  # ml_collections refuses wrong types itself (a flag error at the CLI)
+        assume(False)
+    try:
+        config_check.validate(config)
+    except config_check.ConfigError as err:
+        assert str(err) and "\n" not in str(err)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=30))
+def test_class_order_parser_total(text):
+    """Any text parses or fails with a message about class_order, nothing else."""
+    try:
+        order = load.parse_class_order(text)
+    except ValueError as err:
+        assert "class_order" in str(err)
+    else:
+        assert order is None or all(isinstance(v, int) for v in order)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=30))
+def test_sweep_parser_total(text):
+    config = split_digits.get_config()
+    config.sweep.ewc_lambda = text
+    try:
+        values = config_check.parse_sweep(config)
+    except config_check.ConfigError as err:
+        assert "config.sweep.ewc_lambda" in str(err)
+    else:
+        assert all(isinstance(v, float) for v in values.get("ewc_lambda", []))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0.0, -1.0])
+def test_non_finite_or_non_positive_learning_rate(value):
+    config = split_digits.get_config()
+    config.learning_rate = value
+    with pytest.raises(config_check.ConfigError, match="learning_rate"):
+        config_check.validate(config)
