@@ -3,7 +3,7 @@
 import importlib
 from types import ModuleType
 
-CHOICES = ("mlp", "cnn", "text")
+CHOICES = ("mlp", "cnn", "text", "progressive", "expansion")
 _MODULES = {"text": "text.build"}  # names whose module is not models/<name>.py
 
 
