@@ -1,0 +1,184 @@
+"""What the deployment CLIs share: load a trained text run, classify texts, update it on new data.
+
+An update is a two-task run of the same engine: task 0 is the old run's data
+(``config.update_from``), task 1 the new file. ``prepare_update`` writes the
+new workdir's checkpoint as if task 0 had just been trained: the old params,
+then the method's consolidation on the old data (the old rows are offered to
+``after_step`` with the params fixed, which fills a replay buffer, then
+``end_task``: Fisher for EWC, the teacher for LwF) and the accuracy before the
+update in row 0 of the accuracy matrix. ``train_and_evaluate`` then resumes at
+task 1, so row 1 is the accuracy after the update, on old and new data alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+import algorithms
+import models
+from research import checkpoint, config_check, optim, report
+from research import engine as engine_lib
+from research import train as train_lib
+from research.data import load as data_load
+from research.data import text_stream
+
+UPDATE_METHODS = {"ewc": "ewc", "replay": "er", "lwf": "lwf", "naive": "naive"}
+
+
+def load_params(workdir: str) -> tuple[ml_collections.ConfigDict, Any]:
+    """(config, params of the first run) of the newest checkpoint in ``workdir``."""
+    config = text_stream.read_run_config(workdir)
+    mngr = checkpoint.manager(workdir, 1)
+    step = mngr.latest_step()
+    if step is None:
+        raise FileNotFoundError(f"{workdir!r} has no checkpoint; did its run finish?")
+    state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    params = state["state"]["params"]
+    return config, jax.tree_util.tree_map(lambda a: np.asarray(a[0]), params)
+
+
+class Predictor:
+    """A trained text run as a batched classifier: texts -> logits, labels, probabilities."""
+
+    def __init__(self, config: ml_collections.ConfigDict, params: Any, batch_size: int = 64):
+        self.config, self.params, self.batch_size = config, params, batch_size
+        self.label_names = text_stream.label_names(config)
+        model = models.load(config.model).build(config, len(self.label_names))
+        self._apply = jax.jit(lambda p, x: model.apply({"params": p}, x))
+
+    @classmethod
+    def from_workdir(cls, workdir: str, batch_size: int = 64) -> Predictor:
+        if not workdir:
+            raise ValueError("no workdir given: pass the --workdir of a scripts.finetune run")
+        return cls(*load_params(workdir), batch_size=batch_size)
+
+    def inputs(self, texts: list[str]) -> np.ndarray:
+        x = text_stream.tokenize(self.config, texts)
+        if self.config.cached_features:
+            from research import finetune
+            x = finetune.encode_features(self.config, x)
+        return x
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        """``[N, C]`` logits, in fixed-size batches (the last one padded) so it compiles once."""
+        x = self.inputs(list(texts))
+        out = []
+        for start in range(0, len(x), self.batch_size):
+            chunk = engine_lib.pad_to_multiple(x[start:start + self.batch_size], 0,
+                                               self.batch_size)
+            out.append(np.asarray(self._apply(self.params, chunk))[: len(x) - start])
+        return np.concatenate(out) if out else np.zeros((0, len(self.label_names)), np.float32)
+
+    def predict(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
+        """(label names, probabilities ``[N, C]``)."""
+        probs = np.asarray(jax.nn.softmax(self.logits(texts), axis=-1))
+        return [self.label_names[i] for i in probs.argmax(-1)], probs
+
+
+def update_config(old_workdir: str, data_path: str, method: str,
+                  num_epochs: int = 0) -> ml_collections.ConfigDict:
+    """The old run's config, retargeted: task 0 its data, task 1 ``data_path``, ``method``."""
+    if method not in UPDATE_METHODS:
+        raise ValueError(f"unknown --method {method!r}; choices: {', '.join(UPDATE_METHODS)}")
+    if not os.path.isfile(data_path):
+        raise FileNotFoundError(f"data file {data_path!r} does not exist")
+    config = text_stream.read_run_config(old_workdir)
+    config.update(dataset="text_file", text_files=os.path.abspath(data_path),
+                  update_from=os.path.abspath(old_workdir), algorithm=UPDATE_METHODS[method],
+                  num_tasks=2, teacher_workdir="")
+    if num_epochs:
+        config.num_epochs = num_epochs
+    return config
+
+
+def _offer_old_data(eng: engine_lib.Engine, state: engine_lib.RunState, pool: dict,
+                    hp: dict) -> engine_lib.RunState:
+    """Every real old row goes through ``after_step`` once, params fixed (fills replay buffers)."""
+    alg = eng.algorithm(hp)
+    size = pool["y"].shape[0]
+    steps = -(-size // eng.batch_size)
+    ids = jnp.arange(steps * eng.batch_size) % size
+    valid = jnp.arange(steps * eng.batch_size) < size
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, state.params)
+
+    def body(carry, args):
+        alg_state, rng = carry
+        step_ids, step_valid = args
+        rng, key = jax.random.split(rng)
+        batch = engine_lib._as_batch(pool, step_ids)
+        batch["weight"] = batch["weight"] * step_valid
+        alg_state = alg.after_step(alg_state, state.params, state.params, zeros, batch, key)
+        return (alg_state, rng), None
+
+    shape = (steps, eng.batch_size)
+    (alg_state, rng), _ = jax.lax.scan(body, (state.alg_state, state.rng),
+                                       (ids.reshape(shape), valid.reshape(shape)))
+    return state._replace(alg_state=alg_state, rng=rng)
+
+
+def prepare_update(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """Writes ``workdir``'s config and a checkpoint at the end of task 0 (see module doc).
+
+    A workdir that already holds a checkpoint is left as it is (the update resumes).
+    """
+    if os.path.isdir(os.path.join(workdir, "checkpoints")):
+        return
+    config_check.validate(config)
+    _, old_params = load_params(config.update_from)
+    method = algorithms.load(config.algorithm)
+    grid = config_check.run_grid(config)
+    seeds = [seed for seed, _ in grid]
+    streams = [data_load.make_stream(config, s) for s in seeds]
+    data = train_lib.RunData(streams, config.scenario, method.make(grid[0][1]).train_on,
+                             config.eval_batch_size)
+    model = models.load(config.model).build(config, data.num_classes)
+    names = sorted(engine_lib.split_hparams(grid[0][1])[0])
+    hp = {k: jnp.asarray([h[k] for _, h in grid], jnp.float32) for k in names}
+    eng = engine_lib.Engine(model, method, config.hp.to_dict(), optim.from_config(config),
+                            config.batch_size, data.steps_per_epoch(config.batch_size),
+                            config.eval_batch_size, config.skip_nonfinite)
+    rngs = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+    sample_x = jax.tree_util.tree_map(lambda a: jnp.asarray(a[0, 0, :1]), data.train_x)
+    state = eng.init(rngs, hp, sample_x)
+    params = jax.tree_util.tree_map(
+        lambda old, new: jnp.broadcast_to(jnp.asarray(old, new.dtype), new.shape),
+        old_params, state.params)
+    state = state._replace(params=params)
+    pool = jax.tree_util.tree_map(jnp.asarray, data.train_pool(0))
+    state = jax.jit(jax.vmap(lambda s, p, h: _offer_old_data(eng, s, p, h)))(state, pool, hp)
+    state = eng.end_task(state, pool, hp)
+    test = jax.tree_util.tree_map(jnp.asarray, data.test)
+    before = jax.device_get(eng.evaluate(state, test, jnp.asarray(data.task_classes), hp))
+    runs, tasks = len(grid), data.num_tasks
+    acc = {}
+    for key in ("class_il", "task_il"):
+        acc[key] = np.zeros((runs, tasks, tasks))
+        acc[key][:, 0, :] = before[key]
+    os.makedirs(workdir, exist_ok=True)
+    report.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
+    mngr = checkpoint.manager(workdir, config.keep_checkpoints)
+    checkpoint.save(mngr, config.num_epochs, state, {
+        "stage": 1, "epoch": 0, "rows": [], "train_seconds": 0.0,
+        **{k: v.tolist() for k, v in acc.items()}})
+    mngr.close()
+
+
+def update(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Prepares (once) and runs the update; results.json of a two-task run."""
+    prepare_update(config, workdir)
+    return train_lib.train_and_evaluate(config, workdir)
+
+
+def before_after(results: dict) -> dict[str, dict[str, float]]:
+    """{'before': {'old':, 'new':}, 'after': {...}} from a two-task update's accuracy matrix."""
+    matrix = results["domain_il"]["accuracy_matrix"]
+    return {when: {"old": float(row[0]), "new": float(row[1])}
+            for when, row in zip(("before", "after"), matrix, strict=True)}

@@ -1,0 +1,140 @@
+"""Fine-tuning modes as optax transformations over parameter labels (``config.finetune``).
+
+Each mode labels every leaf of the text model's params and gives each label
+its own transformation through ``optax.multi_transform``:
+
+* ``full``: everything trains with the base optimizer;
+* ``linear_probe``: only the ``head`` trains;
+* ``freeze_bottom``: the embeddings and the bottom ``freeze_layers`` layers are frozen;
+* ``discriminative``: layer-wise rate decay, ``lr * layer_decay ** (depth above the leaf)``
+  (embeddings deepest, head and pooler at the full rate);
+* ``prompt``: soft prompt vectors and head train, the encoder is frozen;
+* ``lora``: LoRA factors on the attention projections and head train.
+
+Frozen leaves get ``optax.set_to_zero()``: their update is exactly 0, and the
+base optimizer (weight decay included) never sees them, so they stay
+bit-identical. ``encode_features`` is the cached-features fast path of the
+linear probe: texts are encoded once and a linear head trains on the vectors.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from models.text import build as text_build
+from models.text import load as text_load
+from models.text import peft, sentence
+
+MODES = ("full", "linear_probe", "freeze_bottom", "discriminative", "prompt", "lora")
+TRAIN, FREEZE = peft.TRAIN, peft.FREEZE
+PEFT_GROUPS = {"linear_probe": ("head",), "prompt": ("prompt", "head"), "lora": ("lora", "head")}
+
+
+def check_mode(config: ml_collections.ConfigDict) -> None:
+    """ValueError naming the field for a mode or setting that cannot run."""
+    if config.finetune not in MODES:
+        raise ValueError(f"unknown config.finetune {config.finetune!r}; "
+                         f"choices: {', '.join(MODES)}")
+    if config.finetune == "discriminative" and not 0 < config.layer_decay <= 1:
+        raise ValueError(f"config.layer_decay must be in (0, 1], got {config.layer_decay}")
+    if config.finetune == "freeze_bottom" and config.freeze_layers < 0:
+        raise ValueError(f"config.freeze_layers must be >= 0, got {config.freeze_layers}")
+
+
+def _keys(path: tuple[Any, ...]) -> list[str]:
+    return [str(getattr(k, "key", k)) for k in path]
+
+
+def depth(path: tuple[Any, ...], num_layers: int) -> int:
+    """0 for the embeddings (and prompt), i + 1 for ``layer_i``, ``num_layers + 1`` above."""
+    keys = _keys(path)
+    if len(keys) < 2 or keys[0] != "encoder":
+        return num_layers + 1
+    if keys[1] in ("embeddings", "prompt"):
+        return 0
+    if keys[1].startswith("layer_"):
+        return int(keys[1].split("_")[1]) + 1
+    return num_layers + 1
+
+
+def labels_fn(config: ml_collections.ConfigDict, num_layers: int):
+    """params -> a pytree of labels for ``config.finetune`` (see ``transforms``)."""
+    mode = config.finetune
+    if mode in PEFT_GROUPS:
+        return lambda params: peft.param_labels(params, PEFT_GROUPS[mode])
+    if mode == "freeze_bottom":
+        k = int(config.freeze_layers)
+        return lambda params: jax.tree_util.tree_map_with_path(
+            lambda path, _: FREEZE if depth(path, num_layers) <= k else TRAIN, params)
+    if mode == "discriminative":
+        return lambda params: jax.tree_util.tree_map_with_path(
+            lambda path, _: f"depth_{depth(path, num_layers)}", params)
+    return lambda params: jax.tree_util.tree_map(lambda _: TRAIN, params)
+
+
+def transforms(base: optax.GradientTransformation, config: ml_collections.ConfigDict,
+               num_layers: int) -> dict[str, optax.GradientTransformation]:
+    if config.finetune == "discriminative":
+        top = num_layers + 1
+        return {f"depth_{d}": optax.chain(base, optax.scale(config.layer_decay ** (top - d)))
+                for d in range(top + 1)}
+    return {TRAIN: base, FREEZE: optax.set_to_zero()}
+
+
+def num_layers_of(config: ml_collections.ConfigDict) -> int:
+    if config.model != "text" or text_build.HEADS.get(config.head) is None:
+        return 0
+    return text_build.encoder_config(config).num_layers
+
+
+def wrap(base: optax.GradientTransformation,
+         config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    """``base`` restricted and rescaled per leaf as ``config.finetune`` says."""
+    check_mode(config)
+    if config.finetune == "full":
+        return base
+    layers = num_layers_of(config)
+    return optax.multi_transform(transforms(base, config, layers), labels_fn(config, layers))
+
+
+def trainable_fraction(params: Any, config: ml_collections.ConfigDict) -> float:
+    """Share of parameter values the mode trains (frozen ones have label ``freeze``)."""
+    labels = labels_fn(config, num_layers_of(config))(params)
+    sizes = jax.tree_util.tree_map(lambda p: int(np.prod(np.shape(p))), params)
+    pairs = zip(jax.tree_util.tree_leaves(labels), jax.tree_util.tree_leaves(sizes), strict=True)
+    counted = [(label != FREEZE, size) for label, size in pairs]
+    return sum(s for t, s in counted if t) / max(sum(s for _, s in counted), 1)
+
+
+# -- The linear probe on cached features ---------------------------------------------------
+@functools.lru_cache(maxsize=2)
+def _frozen_encoder(encoder: str, layers: int) -> tuple[Any, Any]:
+    overrides = {"num_layers": layers} if layers else {}
+    cfg = text_load.load_config(text_load.resolve_model_dir(encoder), **overrides)
+    return cfg, jax.device_put(text_load.load_params(text_load.resolve_model_dir(encoder), cfg))
+
+
+def encode_features(config: ml_collections.ConfigDict, packed: np.ndarray,
+                    chunk: int = 256) -> np.ndarray:
+    """Sentence embeddings ``[N, H]`` of packed tokens by the frozen pretrained encoder."""
+    cfg, params = _frozen_encoder(str(config.encoder), int(config.encoder_layers))
+    out = []
+    for start in range(0, len(packed), chunk):
+        tokens = text_build.unpack(jnp.asarray(packed[start:start + chunk]))
+        out.append(np.asarray(sentence.embed(params, cfg, tokens)))
+    width = cfg.hidden_size
+    return np.concatenate(out) if out else np.zeros((0, width), np.float32)
+
+
+def cached_features_config(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The linear probe as a run on features: ``model='mlp'`` with no hidden layer."""
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.update(cached_features=True, finetune="linear_probe", model="mlp", hidden=())
+    return config

@@ -1,0 +1,65 @@
+"""Classifies texts with a trained text run: one text per line, from a file or stdin.
+
+  python -m scripts.predict --from=W --input=texts.txt
+  echo "what a lovely film" | python -m scripts.predict --from=W
+
+Writes one line per text: the label, the probability of each class and the
+text, tab-separated (``--format=jsonl`` for JSON lines). Texts go through
+the model in fixed-size batches, so the program compiles once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from absl import app, flags
+
+from research import deploy
+from scripts import cli
+
+_FROM = flags.DEFINE_string("from", None, "Workdir of a scripts.finetune/update run.")
+_INPUT = flags.DEFINE_string("input", "", "Text file, one text per line (default: stdin).")
+_FORMAT = flags.DEFINE_enum("format", "tsv", ["tsv", "jsonl"], "Output format.")
+_BATCH = flags.DEFINE_integer("batch_size", 64, "Texts per model call.")
+flags.mark_flags_as_required(["from"])
+
+
+def read_texts(path: str) -> list[str]:
+    """Non-blank lines of ``path`` (stdin when empty); FileNotFoundError naming a missing file."""
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"input file {path!r} does not exist") from None
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    else:
+        lines = sys.stdin.read().splitlines()
+    texts = [line.strip() for line in lines if line.strip()]
+    if not texts:
+        raise ValueError(f"no texts in {path or 'stdin'}")
+    return texts
+
+
+def run() -> None:
+    predictor = deploy.Predictor.from_workdir(_FROM.value, _BATCH.value)
+    texts = read_texts(_INPUT.value)
+    labels, probs = predictor.predict(texts)
+    names = predictor.label_names
+    for text, label, p in zip(texts, labels, probs, strict=True):
+        if _FORMAT.value == "jsonl":
+            scores = {n: round(float(v), 4) for n, v in zip(names, p, strict=True)}
+            print(json.dumps({"text": text, "label": label, "probabilities": scores}))
+        else:
+            print("\t".join([label, *(f"{v:.4f}" for v in p), text]))
+
+
+def main(argv):
+    del argv
+    cli.run_guarded(run)
+
+
+if __name__ == "__main__":
+    app.run(main)
