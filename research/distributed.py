@@ -1,0 +1,197 @@
+"""Devices and hosts: one mesh, the batch sharded over 'data', the state replicated.
+
+The same code path runs on 1 CPU device, N GPUs, a TPU slice, or several
+processes joined by ``jax.distributed``: a ``jax.make_mesh`` with axes
+('data', 'model'), every input placed by ``Placement.place`` (replicated,
+except large float arrays optionally split over 'model'), and the step's
+batch constrained to ``P('data')`` inside the compiled scan. XLA inserts the
+gradient all-reduce, so a sharded run computes the same numbers as a
+1-device one up to float summation order.
+
+Many hosts: ``initialize`` (flags or the environment) joins the processes
+before any device is touched; each host builds the (small, seeded) stream
+itself and contributes its addressable shards of every global array, and only
+process 0 writes reports. On CPU the processes exchange through gloo.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import flags
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+AXES = ("data", "model")
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+MODEL_SHARD_MIN_SIZE = 1 << 16  # float leaves smaller than this stay replicated
+
+
+class MeshError(ValueError):
+    """The devices cannot be arranged as the config asks."""
+
+
+def parse_mesh_shape(text: str, num_devices: int) -> tuple[int, int]:
+    """'' -> (all devices, 1); 'D,M' -> (D, M); '-1,M' fills D from the device count."""
+    if not text.strip():
+        return num_devices, 1
+    try:
+        data, model = (int(p) for p in text.split(","))
+    except ValueError:
+        raise MeshError(f"config.mesh_shape={text!r} must be 'DATA,MODEL' (e.g. '4,2' or "
+                        "'-1,2') or empty for all devices on 'data'") from None
+    if data == -1 and model > 0 and num_devices % model == 0:
+        data = num_devices // model
+    if data < 1 or model < 1 or data * model != num_devices:
+        raise MeshError(f"config.mesh_shape={text!r} needs {data}x{model} devices but "
+                        f"{num_devices} are visible")
+    return data, model
+
+
+def make_mesh(mesh_shape: str = "", devices: list | None = None) -> Mesh:
+    """A ('data', 'model') mesh over every device (every process's, when distributed)."""
+    devices = jax.devices() if devices is None else devices
+    shape = parse_mesh_shape(mesh_shape, len(devices))
+    return jax.make_mesh(shape, AXES, axis_types=(AxisType.Auto,) * len(AXES), devices=devices)
+
+
+def _full_array(value: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """A global array from host data every process holds in full (it slices its own shards)."""
+    value = np.asarray(value)
+    return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+
+
+class Placement:
+    """Where each array of a run lives on the mesh; the engine's only view of devices."""
+
+    def __init__(self, mesh: Mesh, batch_size: int, shard_model: bool = True):
+        data = mesh.shape["data"]
+        if batch_size % data:
+            raise MeshError(f"config.batch_size={batch_size} is not divisible by the 'data' "
+                            f"mesh axis ({data} devices); change the batch size or "
+                            "config.mesh_shape")
+        self.mesh = mesh
+        self.shard_model = shard_model and mesh.shape["model"] > 1
+        self.replicated = NamedSharding(mesh, P())
+
+    def sharding_for(self, leaf: Any) -> NamedSharding:
+        """Replicated, or the last axis split over 'model' for a large float leaf.
+
+        The rule is by shape alone, so parameters and their Adam moments (same
+        shapes) land alike and the leading run axis is never split.
+        """
+        model = self.mesh.shape["model"]
+        shape, dtype = np.shape(leaf), getattr(leaf, "dtype", None)
+        if (self.shard_model and len(shape) >= 3 and shape[-1] % model == 0
+                and dtype is not None and jnp.issubdtype(dtype, jnp.floating)
+                and int(np.prod(shape)) >= MODEL_SHARD_MIN_SIZE):
+            return NamedSharding(self.mesh, P(*([None] * (len(shape) - 1)), "model"))
+        return self.replicated
+
+    def shardings(self, tree: Any) -> Any:
+        return jax.tree_util.tree_map(self.sharding_for, tree)
+
+    def place(self, tree: Any) -> Any:
+        """Every leaf as a global array with its sharding (a no-op for ones already there)."""
+        def put(leaf):
+            sharding = self.sharding_for(leaf)
+            if isinstance(leaf, jax.Array) and leaf.sharding.is_equivalent_to(
+                    sharding, leaf.ndim):
+                return leaf
+            if jax.process_count() == 1:
+                return jax.device_put(leaf, sharding)
+            return _full_array(jax.device_get(leaf) if isinstance(leaf, jax.Array) else leaf,
+                               sharding)
+        return jax.tree_util.tree_map(put, tree)
+
+    def constrain_batch(self, batch: Any) -> Any:
+        """One run's step batch [B, ...] split along B over 'data' (inside jit and vmap)."""
+        sharding = NamedSharding(self.mesh, P("data"))
+        return jax.tree_util.tree_map(
+            lambda a: jax.lax.with_sharding_constraint(a, sharding), batch)
+
+    def jit(self, fn: Callable, args: tuple, **jit_kwargs) -> Callable:
+        """``jax.jit`` with in/out shardings from the rule (outputs' shapes by eval_shape)."""
+        out = jax.eval_shape(fn, *args)
+        return jax.jit(fn, in_shardings=self.shardings(args),
+                       out_shardings=self.shardings(out), **jit_kwargs)
+
+
+def cast_floats(tree: Any, dtype) -> Any:
+    """Float leaves cast to dtype (integer token ids and masks untouched)."""
+    return jax.tree_util.tree_map(
+        lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+
+def compute_dtype(config: ml_collections.ConfigDict):
+    name = config.get("compute_dtype", "float32")
+    if name not in COMPUTE_DTYPES:
+        raise MeshError(f"config.compute_dtype={name!r} is not one of "
+                        f"{', '.join(COMPUTE_DTYPES)}")
+    return COMPUTE_DTYPES[name]
+
+
+def engine_options(config: ml_collections.ConfigDict) -> dict:
+    """The Engine keyword arguments that place a run on this config's mesh."""
+    mesh = make_mesh(config.get("mesh_shape", ""))
+    return {"placement": Placement(mesh, config.batch_size),
+            "compute_dtype": compute_dtype(config)}
+
+
+def is_primary() -> bool:
+    """Whether this process writes reports (process 0; always true on one host)."""
+    return jax.process_index() == 0
+
+
+# -- many hosts ----------------------------------------------------------------
+_COORDINATOR = "coordinator_address"
+_NUM_PROCESSES = "num_processes"
+_PROCESS_ID = "process_id"
+_DISTRIBUTED = "distributed"
+
+
+def define_flags() -> None:
+    """Flags that join this process to others (scripts call this once at import)."""
+    flags.DEFINE_bool(_DISTRIBUTED, False, "Join other processes with jax.distributed "
+                      "(cluster environments such as SLURM or a TPU pod fill in the rest).")
+    flags.DEFINE_string(_COORDINATOR, None, "host:port of process 0 (env "
+                        "JAX_COORDINATOR_ADDRESS); implies --distributed.")
+    flags.DEFINE_integer(_NUM_PROCESSES, None, "Number of processes (env JAX_NUM_PROCESSES).")
+    flags.DEFINE_integer(_PROCESS_ID, None, "This process's index (env JAX_PROCESS_ID).")
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return None if value in (None, "") else int(value)
+
+
+def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
+               process_id: int | None = None) -> None:
+    """``jax.distributed.initialize`` with CPU collectives over gloo; call before any device use.
+
+    Arguments left None come from the environment (JAX_COORDINATOR_ADDRESS,
+    JAX_NUM_PROCESSES, JAX_PROCESS_ID) or the cluster's own auto-detection.
+    """
+    coordinator_address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    num_processes = num_processes if num_processes is not None else _env_int(
+        "JAX_NUM_PROCESSES")
+    process_id = process_id if process_id is not None else _env_int("JAX_PROCESS_ID")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=coordinator_address,
+                               num_processes=num_processes, process_id=process_id)
+
+
+def initialize_from_flags() -> None:
+    """Joins the processes when the flags (or environment) ask for it; otherwise nothing."""
+    values = flags.FLAGS
+    wanted = (values[_DISTRIBUTED].value or values[_COORDINATOR].value
+              or os.environ.get("JAX_COORDINATOR_ADDRESS"))
+    if wanted:
+        initialize(values[_COORDINATOR].value, values[_NUM_PROCESSES].value,
+                   values[_PROCESS_ID].value)
