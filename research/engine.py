@@ -22,6 +22,7 @@ import numpy as np
 import optax
 
 from algorithms import base
+from research import distributed
 
 Pool = dict[str, jax.Array]  # x, y, logit_mask, task, valid: one run's training data
 
@@ -43,18 +44,24 @@ class Compiled:
     train time and count compiles, which must not grow with the task count.
     """
 
-    def __init__(self, fn: Callable, name: str, **jit_kwargs):
+    def __init__(self, fn: Callable, name: str, placement: distributed.Placement | None = None,
+                 **jit_kwargs):
+        self._fn, self._placement, self._jit_kwargs = fn, placement, jit_kwargs
         self._jitted = jax.jit(fn, **jit_kwargs)
         self._cache: dict = {}
         self.name = name
         self.compile_seconds = 0.0
 
     def __call__(self, *args):
+        if self._placement is not None:
+            args = self._placement.place(args)
         key = jax.tree_util.tree_structure(args), tuple(
             (leaf.shape, leaf.dtype) for leaf in jax.tree_util.tree_leaves(args))
         if key not in self._cache:
             start = time.perf_counter()
-            self._cache[key] = self._jitted.lower(*args).compile()
+            jitted = self._jitted if self._placement is None else self._placement.jit(
+                self._fn, args, **self._jit_kwargs)
+            self._cache[key] = jitted.lower(*args).compile()
             self.compile_seconds += time.perf_counter() - start
         return self._cache[key](*args)
 
@@ -87,7 +94,8 @@ class Engine:
 
     def __init__(self, model, method, hp: dict, base_optimizer: optax.GradientTransformation,
                  batch_size: int, steps_per_epoch: int, eval_batch_size: int = 512,
-                 skip_nonfinite: bool = False):
+                 skip_nonfinite: bool = False, placement: distributed.Placement | None = None,
+                 compute_dtype: Any = jnp.float32):
         self.model = model
         self.method = method
         self.hp_traced, self.hp_static = split_hparams(dict(hp))
@@ -96,16 +104,26 @@ class Engine:
         self.steps_per_epoch = steps_per_epoch
         self.eval_batch_size = eval_batch_size
         self.skip_nonfinite = skip_nonfinite
+        self.placement = placement  # None: jit's default placement (one device)
+        self.compute_dtype = compute_dtype
         vm = lambda f, axes: jax.vmap(f, in_axes=axes)
-        self.init = Compiled(vm(self._init, (0, 0, None)), "init")
-        self.reset_optimizer = Compiled(vm(self._reset_optimizer, (0, 0)), "reset_optimizer")
-        self.epoch = Compiled(vm(self._epoch, (0, 0, 0)), "epoch", donate_argnums=0)
-        self.end_task = Compiled(vm(self._end_task, (0, 0, 0)), "end_task")
-        self.evaluate = Compiled(vm(self._evaluate, (0, 0, 0, 0)), "evaluate")
+        at = {"placement": placement}
+        self.init = Compiled(vm(self._init, (0, 0, None)), "init", **at)
+        self.reset_optimizer = Compiled(vm(self._reset_optimizer, (0, 0)), "reset_optimizer",
+                                        **at)
+        self.epoch = Compiled(vm(self._epoch, (0, 0, 0)), "epoch", donate_argnums=0, **at)
+        self.end_task = Compiled(vm(self._end_task, (0, 0, 0)), "end_task", **at)
+        self.evaluate = Compiled(vm(self._evaluate, (0, 0, 0, 0)), "evaluate", **at)
 
     # -- pieces shared by the hooks ------------------------------------------
     def apply_fn(self, params, x):
-        return self.model.apply({"params": params}, x)
+        """The model; with a bfloat16 compute dtype, params and inputs are cast inside
+        (the float32 master weights and optimizer state are what the step updates)."""
+        if self.compute_dtype == jnp.float32:
+            return self.model.apply({"params": params}, x)
+        cast = lambda tree: distributed.cast_floats(tree, self.compute_dtype)
+        return distributed.cast_floats(self.model.apply({"params": cast(params)}, cast(x)),
+                                       jnp.float32)
 
     def algorithm(self, hp_traced: dict) -> base.Algorithm:
         return self.method.make({**self.hp_static, **hp_traced})
@@ -169,7 +187,10 @@ class Engine:
         ids = order[jnp.arange(total) % count].reshape(self.steps_per_epoch, self.batch_size)
 
         def body(carry, step_ids):
-            return self._train_step(alg, opt, carry, _as_batch(pool, step_ids))
+            batch = _as_batch(pool, step_ids)
+            if self.placement is not None:
+                batch = self.placement.constrain_batch(batch)
+            return self._train_step(alg, opt, carry, batch)
 
         state, metrics = jax.lax.scan(body, state._replace(rng=rng), ids)
         if not self.skip_nonfinite:
