@@ -23,7 +23,7 @@ import numpy as np
 
 import algorithms
 import models
-from research import checkpoint, config_check, metrics, optim, report
+from research import checkpoint, config_check, distributed, metrics, optim, report
 from research import engine as engine_lib
 from research.data import load as data_load
 from research.data.stream import Stream
@@ -202,7 +202,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         model, method, config.hp.to_dict(),
         optim.from_config(config),
         config.batch_size, data.steps_per_epoch(config.batch_size), config.eval_batch_size,
-        config.skip_nonfinite)
+        config.skip_nonfinite, **distributed.engine_options(config))
 
     rngs = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     sample_x = jax.tree_util.tree_map(lambda a: jnp.asarray(a[0, 0, :1]), data.train_x)
@@ -269,7 +269,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
     results = _results(config, grid, acc, random_init, rows, eng, train_seconds,
                        len(stages) * epochs * eng.steps_per_epoch)
-    _write_reports(results, rows, workdir, config)
+    if distributed.is_primary():
+        _write_reports(results, rows, workdir, config)
     return results
 
 
