@@ -54,6 +54,9 @@ def base() -> ml_collections.ConfigDict:
     config.batch_size = 32
     config.num_epochs = 20
     config.reset_optimizer = True  # fresh optimizer state at each task
+    # Devices (research/distributed.py): batch split over 'data', state replicated.
+    config.mesh_shape = ""  # "" = every device on 'data'; "DATA,MODEL" e.g. "4,2" or "-1,2"
+    config.compute_dtype = "float32"  # float32 | bfloat16 (bf16 compute, float32 master weights)
     # Runs: num_seeds seeds (x sweep values) vmapped into one program.
     config.seed = 0
     config.num_seeds = 1
