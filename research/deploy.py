@@ -28,7 +28,7 @@ from research import checkpoint, config_check, optim, report
 from research import engine as engine_lib
 from research import train as train_lib
 from research.data import load as data_load
-from research.data import text_stream
+from research.data import text_files, text_stream
 
 UPDATE_METHODS = {"ewc": "ewc", "replay": "er", "lwf": "lwf", "naive": "naive"}
 
@@ -91,6 +91,8 @@ def update_config(old_workdir: str, data_path: str, method: str,
     if not os.path.isfile(data_path):
         raise FileNotFoundError(f"data file {data_path!r} does not exist")
     config = text_stream.read_run_config(old_workdir)
+    text_files.load_text_file(data_path, config.text_column, config.label_column,
+                              text_stream.label_names(config))  # bad rows: fail before work
     config.update(dataset="text_file", text_files=os.path.abspath(data_path),
                   update_from=os.path.abspath(old_workdir), algorithm=UPDATE_METHODS[method],
                   num_tasks=2, teacher_workdir="")

@@ -1,0 +1,95 @@
+"""The text stream: packed token arrays, domain order, test splits, user files, update data."""
+
+import numpy as np
+import pytest
+
+from models.text import build as text_build
+from research.configs import sentiment_domains
+from research.data import sentiment, text_files, text_stream
+
+needs_corpus = pytest.mark.skipif(not sentiment.is_cached(),
+                                  reason="needs the corpus: python -m scripts.fetch_data")
+
+
+def _config(**changes):
+    config = sentiment_domains.get_config("local")
+    config.update(changes)
+    return config
+
+
+def _write_csv(path, rows):
+    path.write_text("text,label\n" + "".join(f'"{t}",{lab}\n' for t, lab in rows))
+    return str(path)
+
+
+ROWS = [(f"text number {i} is {'good' if i % 2 else 'bad'}", ["negative", "positive"][i % 2])
+        for i in range(10)] + [("so so", "neutral"), ("meh", "neutral")]
+
+
+def test_pack_unpack_round_trip():
+    tokens = {k: np.arange(6, dtype=np.int32).reshape(2, 3) + i
+              for i, k in enumerate(text_build.PACKED_FIELDS)}
+    packed = text_build.pack(tokens)
+    assert packed.shape == (2, 3, 3) and packed.dtype == np.int32
+    back = text_build.unpack(packed)
+    for k in text_build.PACKED_FIELDS:
+        np.testing.assert_array_equal(np.asarray(back[k]), tokens[k])
+    assert set(text_build.unpack({"tokens": packed, "teacher": 0})) == set(tokens)
+    with pytest.raises(ValueError, match=r"\[B, 3, L\]"):
+        text_build.unpack(np.zeros((2, 5), np.int32))
+
+
+@needs_corpus
+def test_sentiment_stream_follows_domain_order_and_test_splits():
+    config = _config(domains="nyt,tweets", max_examples_per_domain=30)
+    stream = text_stream.make_text_stream(config, seed=0)
+    splits = sentiment.load_domains(["nyt", "tweets"], 0, max_examples_per_domain=30)
+    assert stream.name == "nyt+tweets" and stream.shared_labels
+    assert stream.train_x.shape[:2] == (2, stream.train_y.shape[1])
+    assert stream.train_x.shape[2:] == (3, config.max_length)
+    assert stream.train_x.dtype == np.int32 and stream.task_classes.all()
+    for t, name in enumerate(["nyt", "tweets"]):
+        assert stream.n_test[t] == len(splits[name].test.labels)
+        np.testing.assert_array_equal(stream.test_y[t, : stream.n_test[t]],
+                                      splits[name].test.labels)
+        expected = text_stream.tokenize(config, splits[name].test.texts)
+        np.testing.assert_array_equal(stream.test_x[t, : stream.n_test[t]], expected)
+    assert stream.train_x[:, :, 1].max() == 1  # the attention mask row
+
+
+def test_unknown_domain_is_named():
+    with pytest.raises(ValueError, match="books"):
+        text_stream.make_text_stream(_config(domains="tweets,books"), 0)
+
+
+def test_text_file_stream_and_bad_file(tmp_path):
+    path = _write_csv(tmp_path / "new.csv", ROWS)
+    config = _config(dataset="text_file", text_files=path, max_examples_per_domain=0)
+    stream = text_stream.make_text_stream(config, 0)
+    assert stream.num_tasks == 1 and stream.num_classes == 3
+    assert stream.n_train[0] + stream.n_test[0] == len(ROWS)
+    assert set(stream.train_y[0, : stream.n_train[0]]) <= {0, 1, 2}
+    bad = _write_csv(tmp_path / "bad.csv", [("fine", "positive"), ("odd", "great")])
+    with pytest.raises(text_files.DataFileError, match="line 3"):
+        text_stream.make_text_stream(_config(dataset="text_file", text_files=bad), 0)
+
+
+@needs_corpus
+def test_update_stream_puts_the_old_run_data_first(tmp_path):
+    old = _config(domains="movies", max_examples_per_domain=20)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text(old.to_json())
+    path = _write_csv(tmp_path / "new.csv", ROWS)
+    config = _config(dataset="text_file", text_files=path, update_from=str(tmp_path / "old"),
+                     max_examples_per_domain=20)
+    stream = text_stream.make_text_stream(config, 0)
+    old_stream = text_stream.make_text_stream(old, 0)
+    assert stream.num_tasks == 2 and stream.name == "old+new.csv"
+    assert stream.n_train[0] == old_stream.n_train[0]
+    np.testing.assert_array_equal(stream.test_x[0, : stream.n_test[0]],
+                                  old_stream.test_x[0, : old_stream.n_test[0]])
+
+
+def test_missing_run_config_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        text_stream.read_run_config(str(tmp_path))
