@@ -177,7 +177,7 @@ class _Progress:
 
 
 def _peak_memory_bytes() -> dict:
-    stats = jax.devices()[0].memory_stats() or {}
+    stats = jax.local_devices()[0].memory_stats() or {}
     host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {"device": int(stats.get("peak_bytes_in_use", 0)), "host": int(host)}
 
