@@ -13,7 +13,7 @@ import json
 from absl import flags
 from ml_collections import config_flags
 
-from research import train
+from research import distributed, train
 from scripts import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
@@ -21,6 +21,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config fil
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where the run writes everything.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Discard a run of another config in workdir.")
 flags.mark_flags_as_required(["config", "workdir"])
+distributed.define_flags()
 
 
 def _summary(results: dict) -> str:
@@ -37,6 +38,7 @@ def _summary(results: dict) -> str:
 
 def main(argv):
     del argv
+    distributed.initialize_from_flags()
     cli.run_guarded(lambda: print(_summary(
         train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, _OVERWRITE.value))))
 
