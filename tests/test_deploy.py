@@ -1,0 +1,81 @@
+"""Deployment CLIs: finetune -> update (ewc/replay/lwf) -> predict on a tiny CSV; their errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from research.configs import sentiment_finetune
+from research.data import sentiment
+
+needs_corpus = pytest.mark.skipif(not sentiment.is_cached(), reason="needs the corpus")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _cli(*args, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, input=stdin,
+                          capture_output=True, text=True, timeout=900)
+
+
+def _csv(path, rows) -> str:
+    path.write_text("text,label\n" + "".join(f'"{t}",{lab}\n' for t, lab in rows))
+    return str(path)
+
+
+def _run_dir(tmp_path):
+    """A workdir holding only a run's config (enough for the errors that come first)."""
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "config.json").write_text(sentiment_finetune.get_config("local").to_json())
+    return str(workdir)
+
+
+def test_predict_missing_workdir_exits_2(tmp_path):
+    out = _cli("scripts.predict", f"--from={tmp_path / 'none'}", stdin="great\n")
+    assert out.returncode == 2
+    assert "holds no run" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_update_bad_data_file_exits_2_naming_the_line(tmp_path):
+    bad = _csv(tmp_path / "new.csv", [("fine", "positive"), ("odd", "stellar")])
+    out = _cli("scripts.update", f"--from={_run_dir(tmp_path)}", f"--data={bad}",
+               "--method=ewc", f"--workdir={tmp_path / 'new'}")
+    assert out.returncode == 2
+    assert "line 3" in out.stderr and "stellar" in out.stderr
+    missing = _cli("scripts.update", f"--from={tmp_path / 'run'}",
+                   f"--data={tmp_path / 'nope.csv'}", f"--workdir={tmp_path / 'new'}")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+@pytest.mark.slow
+@needs_corpus
+def test_finetune_update_predict_end_to_end(tmp_path):
+    base = tmp_path / "base"
+    out = _cli("scripts.finetune", "--config=research/configs/sentiment_finetune.py:local",
+               "--config.max_examples_per_domain=24", f"--workdir={base}")
+    assert out.returncode == 0, out.stderr
+    assert 0 <= json.loads(out.stdout.splitlines()[-1])["test_accuracy"][0] <= 1
+    tweets = sentiment.load_domains(["tweets"], 0, max_examples_per_domain=20)["tweets"]
+    rows = [(t.replace('"', "'"), sentiment.LABEL_NAMES[lab])
+            for t, lab in zip(tweets.train.texts, tweets.train.labels, strict=True)]
+    data = _csv(tmp_path / "new.csv", rows)
+    for method in ("ewc", "replay", "lwf"):
+        out = _cli("scripts.update", f"--from={base}", f"--data={data}", f"--method={method}",
+                   f"--workdir={tmp_path / method}")
+        assert out.returncode == 0, out.stderr
+        report = json.loads(out.stdout.splitlines()[-1])
+        assert set(report) == {"method", "before", "after"}
+        assert all(0 <= report[w][d] <= 1 for w in ("before", "after") for d in ("old", "new"))
+    (tmp_path / "texts.txt").write_text("what a lovely film\n\nthis was dreadful\n")
+    out = _cli("scripts.predict", f"--from={tmp_path / 'ewc'}",
+               f"--input={tmp_path / 'texts.txt'}", "--format=jsonl")
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [line["text"] for line in lines] == ["what a lovely film", "this was dreadful"]
+    for line in lines:
+        assert line["label"] in sentiment.LABEL_NAMES
+        assert sum(line["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+    piped = _cli("scripts.predict", f"--from={base}", stdin="good\nbad\n")
+    assert piped.returncode == 0 and len(piped.stdout.splitlines()) == 2
