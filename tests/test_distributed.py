@@ -1,0 +1,164 @@
+"""Data parallelism on 8 CPU devices (a subprocess; this process keeps its 1 device).
+
+The sharded run must compute what the 1-device run computes: same per-epoch
+losses up to float summation order, same accuracy matrices.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from research import distributed
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = os.path.join(tempfile.gettempdir(), "continual_jax_test_xla_cache")
+
+
+def subprocess_env(devices: int = 1) -> dict:
+    """Environment for a child python: n host devices, the shared compile cache."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=CACHE,
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.5", PYTHONPATH=str(ROOT))
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    return env
+
+
+def run_args(workdir: Path, epochs: int = 8) -> list[str]:
+    """scripts.run on a small Split-Digits (hidden 64) that checkpoints and writes reports."""
+    return [sys.executable, "-m", "scripts.run", "--config=research/configs/split_digits.py",
+            "--config.hidden=64,", f"--config.num_epochs={epochs}", "--config.progress=False",
+            "--config.plots=False", "--config.checkpoint_every_epochs=4",
+            f"--workdir={workdir}"]
+
+
+def assert_runs_agree(a: Path, b: Path, first_steps: int = 100) -> None:
+    """Per-epoch losses within 1e-4 over the first steps; accuracy matrices within 0.01."""
+    res_a, res_b = (json.loads((d / "results.json").read_text()) for d in (a, b))
+    rows_a, rows_b = ([json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
+                      for d in (a, b))
+    assert len(rows_a) == len(rows_b) > 0
+    steps_per_row = res_a["steps"] // (len(rows_a) // res_a["num_runs"])
+    early = [(x, y) for i, (x, y) in enumerate(zip(rows_a, rows_b, strict=True))
+             if (i + 1) * steps_per_row <= first_steps]
+    assert early, "no epoch ends inside the first steps"
+    for x, y in early:
+        assert (x["task"], x["epoch"]) == (y["task"], y["epoch"])
+        assert abs(x["loss"] - y["loss"]) <= 1e-4, (x, y)
+    for key in ("class_il", "task_il"):
+        np.testing.assert_allclose(res_a[key]["accuracy_matrix"],
+                                   res_b[key]["accuracy_matrix"], atol=0.01)
+
+
+# -- a small sharded step, run on any mesh (8 devices here, 2 processes in
+#    tests/test_multiprocess.py) ------------------------------------------------
+def sharded_step_program() -> None:
+    """Prints the gradient of a run-vmapped least-squares loss, batch split over 'data'."""
+    if os.environ.get("CHECK_COORDINATOR"):
+        distributed.initialize(os.environ["CHECK_COORDINATOR"], 2,
+                               int(os.environ["CHECK_PROCESS_ID"]))
+    placement = distributed.Placement(distributed.make_mesh(), batch_size=16)
+    rng = np.random.default_rng(0)
+    w, x = rng.normal(size=(3, 4, 2)), rng.normal(size=(3, 16, 4))
+
+    def loss(w, x):
+        x = placement.constrain_batch(x)
+        return jnp.mean(jnp.square(x @ w))
+
+    grad = jax.vmap(jax.grad(loss))
+    args = placement.place((w.astype(np.float32), x.astype(np.float32)))
+    compiled = placement.jit(grad, args).lower(*args).compile()
+    out = compiled(*args)
+    print(json.dumps({"devices": jax.device_count(), "grad": np.asarray(out).tolist(),
+                      "replicated": out.sharding.is_fully_replicated,
+                      "all_reduce": "all-reduce" in compiled.as_text()}))
+
+
+def expected_grad() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    w, x = rng.normal(size=(3, 4, 2)), rng.normal(size=(3, 16, 4))
+    return np.einsum("rbi,rbo->rio", x, 2 * np.einsum("rbi,rio->rbo", x, w)) / (16 * 2)
+
+
+PROGRAM = "from tests.test_distributed import sharded_step_program; sharded_step_program()"
+
+
+def test_sharded_step_on_8_devices():
+    out = subprocess.run([sys.executable, "-c", PROGRAM], env=subprocess_env(8), cwd=ROOT,
+                         capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["devices"] == 8
+    assert result["replicated"] and result["all_reduce"]  # batch split, gradient summed
+    chex.assert_trees_all_close(np.asarray(result["grad"]), expected_grad(), atol=1e-5)
+
+
+@pytest.mark.parametrize("text,devices,expected", [
+    ("", 8, (8, 1)), ("4,2", 8, (4, 2)), ("-1,2", 8, (4, 2)), ("1,1", 1, (1, 1))])
+def test_parse_mesh_shape(text, devices, expected):
+    assert distributed.parse_mesh_shape(text, devices) == expected
+
+
+@pytest.mark.parametrize("text", ["3,2", "two", "4", "0,8"])
+def test_bad_mesh_shape_is_one_line_error(text):
+    with pytest.raises(distributed.MeshError, match="config.mesh_shape"):
+        distributed.parse_mesh_shape(text, 8)
+
+
+def test_placement_replicates_and_splits_large_leaves_over_model():
+    mesh = distributed.make_mesh()
+    placement = distributed.Placement(mesh, batch_size=32)
+    big = jax.ShapeDtypeStruct((2, 512, 512), jnp.float32)
+    assert placement.sharding_for(big).spec == jax.sharding.PartitionSpec()  # model axis = 1
+    placed = placement.place({"w": np.ones((2, 3), np.float32)})
+    assert placed["w"].sharding.is_fully_replicated
+
+
+def test_bad_compute_dtype_is_one_line_error(digits_config):
+    digits_config.compute_dtype = "float16"
+    with pytest.raises(distributed.MeshError, match="compute_dtype='float16'"):
+        distributed.compute_dtype(digits_config)
+
+
+def test_bfloat16_compute_keeps_float32_master_weights(digits_config):
+    import models
+    from research import engine as engine_lib
+
+    model = models.load("mlp").build(digits_config, 10)
+    params = model.init(jax.random.PRNGKey(0), jnp.ones((1, 64)))["params"]
+    eng = engine_lib.Engine(model, None, {}, None, 32, 1, compute_dtype=jnp.bfloat16)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(4, 64)), jnp.float32)
+    logits = eng.apply_fn(params, x)
+    grads = jax.grad(lambda p: jnp.sum(eng.apply_fn(p, x)))(params)
+    assert logits.dtype == jnp.float32
+    chex.assert_trees_all_equal_dtypes(grads, params)
+    full = model.apply({"params": params}, x)
+    chex.assert_trees_all_close(logits, full, atol=0.1, rtol=0.05)  # bf16 rounding only
+    assert not np.allclose(logits, full, atol=1e-6)  # it did compute in bfloat16
+
+
+@pytest.mark.slow
+def test_split_digits_on_8_devices_matches_1_device(tmp_path):
+    for devices in (1, 8):
+        subprocess.run(run_args(tmp_path / str(devices)), env=subprocess_env(devices),
+                       cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
+    assert_runs_agree(tmp_path / "1", tmp_path / "8")
+
+
+@pytest.mark.slow
+def test_bfloat16_run_close_to_float32(digits_config, tmp_path):
+    from research import train
+
+    digits_config.num_tasks = 2
+    f32 = train.train_and_evaluate(digits_config, str(tmp_path / "f32"))
+    digits_config.compute_dtype = "bfloat16"
+    bf16 = train.train_and_evaluate(digits_config, str(tmp_path / "bf16"))
+    assert abs(f32["task_il"]["ACC"] - bf16["task_il"]["ACC"]) < 0.05

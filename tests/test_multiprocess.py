@@ -1,0 +1,65 @@
+"""Two processes on localhost joined by jax.distributed (gloo) compute what one does."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import chex
+import numpy as np
+import pytest
+
+from tests.test_distributed import (
+    PROGRAM,
+    ROOT,
+    assert_runs_agree,
+    expected_grad,
+    run_args,
+    subprocess_env,
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _run_pair(command: list[str], extra_env: dict | None = None,
+              id_flag: bool = False) -> list[str]:
+    """Starts process 1 then process 0 of a 2-process job; returns their stdouts."""
+    port = _free_port()
+    procs = []
+    for pid in (1, 0):
+        env = {**subprocess_env(1), **(extra_env or {}),
+               "CHECK_COORDINATOR": f"127.0.0.1:{port}", "CHECK_PROCESS_ID": str(pid)}
+        args = command + ([f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+                           f"--process_id={pid}"] if id_flag else [])
+        procs.append(subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    outs = []
+    for proc in reversed(procs):
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+        outs.append(out)
+    return outs
+
+
+def test_two_processes_share_a_sharded_step():
+    outs = _run_pair([sys.executable, "-c", PROGRAM])
+    for out in outs:
+        result = json.loads(out.strip().splitlines()[-1])
+        assert result["devices"] == 2 and result["replicated"] and result["all_reduce"]
+        chex.assert_trees_all_close(np.asarray(result["grad"]), expected_grad(), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_two_process_run_matches_single_process(tmp_path):
+    single = tmp_path / "single"
+    subprocess.run(run_args(single), env=subprocess_env(1), cwd=ROOT, capture_output=True,
+                   text=True, timeout=600, check=True)
+    _run_pair(run_args(tmp_path / "pair"), id_flag=True)
+    assert_runs_agree(single, tmp_path / "pair")
+    assert (tmp_path / "pair" / "checkpoints").is_dir()  # orbax wrote from both processes
