@@ -21,7 +21,7 @@ from algorithms.base import Algorithm, Params, cross_entropy, masked_logits
 NAME = "clser"
 COMPATIBILITY = ("class", "task", "domain")
 HPARAMS = {**replay.REPLAY_HPARAMS, "clser_reg_weight": 0.1, "clser_plastic_rate": 0.9,
-           "clser_plastic_alpha": 0.99, "clser_stable_rate": 0.5, "clser_stable_alpha": 0.995}
+           "clser_plastic_alpha": 0.97, "clser_stable_rate": 0.8, "clser_stable_alpha": 0.99}
 
 
 class CLSERState(NamedTuple):

@@ -14,7 +14,7 @@ from algorithms.base import Algorithm
 
 NAME = "mas"
 COMPATIBILITY = ("class", "task", "domain")
-HPARAMS = {"mas_lambda": 1.0, "fisher_samples": 0}
+HPARAMS = {"mas_lambda": 0.1, "fisher_samples": 0}
 
 
 def make(hp: dict) -> Algorithm:
