@@ -15,7 +15,7 @@ from algorithms.base import Algorithm
 
 NAME = "online_ewc"
 COMPATIBILITY = ("class", "task", "domain")
-HPARAMS = {"online_ewc_lambda": 1000.0, "online_ewc_gamma": 1.0, "fisher_type": "empirical",
+HPARAMS = {"online_ewc_lambda": 1000.0, "online_ewc_gamma": 0.8, "fisher_type": "empirical",
            "fisher_samples": 0}
 
 

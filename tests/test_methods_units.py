@@ -1,0 +1,112 @@
+"""Exact checks of single hooks: SI's omega, A-GEM's projection, LwF's term, freezing, herding."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from algorithms import agem, freeze, icarl, lwf, si
+
+
+def test_si_omega_matches_hand_computation_on_a_quadratic():
+    a, lr, steps, xi = np.array([1.0, 3.0, 0.5]), 0.1, 7, 0.1
+    theta0 = np.array([1.0, -2.0, 0.5])
+    alg = si.make({"si_c": 1.0, "si_xi": xi})
+    params = {"w": jnp.asarray(theta0, jnp.float32)}
+    state = alg.init(params, jax.random.PRNGKey(0))
+    theta, path = theta0.copy(), np.zeros(3)
+    for _ in range(steps):  # SGD on L = 1/2 sum a theta^2
+        grad = a * theta
+        new = theta - lr * grad
+        path += -grad * (new - theta)
+        state = alg.after_step(state, {"w": jnp.asarray(theta, jnp.float32)},
+                               {"w": jnp.asarray(new, jnp.float32)},
+                               {"w": jnp.asarray(grad, jnp.float32)}, {}, None)
+        theta = new
+    end = {"w": jnp.asarray(theta, jnp.float32)}
+    state = alg.end_task(end, state, {}, None, None)
+    expected = path / ((theta - theta0) ** 2 + xi)
+    np.testing.assert_allclose(state.importance["w"], expected, rtol=1e-5)
+    np.testing.assert_allclose(state.anchor["w"], theta, rtol=1e-6)
+    assert float(jnp.abs(state.path["w"]).sum()) == 0.0
+    assert alg.needs_task_grads  # the path integral uses the task loss's gradient only
+
+
+def test_agem_projection_never_points_against_the_reference():
+    keys = jax.random.split(jax.random.PRNGKey(0), 200)
+    shapes = {"a": (3, 4), "b": (5,)}
+
+    def one(key):
+        k1, k2 = jax.random.split(key)
+        g = {n: jax.random.normal(jax.random.fold_in(k1, i), s) for i, (n, s) in
+             enumerate(shapes.items())}
+        r = {n: jax.random.normal(jax.random.fold_in(k2, i), s) for i, (n, s) in
+             enumerate(shapes.items())}
+        dot = lambda x, y: sum(jnp.vdot(x[n], y[n]) for n in shapes)
+        out = agem.project(g, r)
+        return dot(g, r), dot(out, r), jax.tree_util.tree_map(lambda x, y: jnp.max(
+            jnp.abs(x - y)), out, g)
+
+    before, after, change = jax.vmap(one)(keys)
+    assert np.all(np.asarray(after) >= -1e-4)
+    assert np.any(np.asarray(before) < 0)  # the test does exercise the projection
+    unchanged = np.asarray(before) >= 0
+    for leaf in jax.tree_util.tree_leaves(change):
+        assert np.all(np.asarray(leaf)[unchanged] == 0.0)
+
+
+def _linear(params, x):
+    return x @ params["head"]["kernel"]
+
+
+def test_lwf_term_is_zero_when_student_equals_teacher():
+    rng = np.random.default_rng(0)
+    params = {"head": {"kernel": jnp.asarray(rng.normal(size=(3, 4)), jnp.float32)}}
+    batch = {"x": jnp.asarray(rng.normal(size=(6, 3)), jnp.float32),
+             "y": jnp.asarray([2, 3, 2, 3, 2, 3]), "weight": jnp.ones(6),
+             "logit_mask": jnp.ones((6, 4), bool)}
+    alg = lwf.make({"lwf_alpha": 1.0, "lwf_temperature": 2.0})
+    old_task = {**batch, "y": jnp.asarray([0, 1, 0, 1, 0, 1])}
+    state = alg.end_task(params, alg.init(params, None), old_task, _linear, None)
+    assert list(np.asarray(state.seen)) == [True, True, False, False]
+    _, aux = alg.loss(params, state, batch, _linear, None)
+    assert abs(float(aux["distillation"])) < 1e-6
+    moved = {"head": {"kernel": params["head"]["kernel"].at[:, 0].add(1.0)}}
+    _, aux = alg.loss(moved, state, batch, _linear, None)
+    assert float(aux["distillation"]) > 1e-3
+
+
+def test_freeze_keeps_lower_layers_fixed_after_the_first_task():
+    params = {"body": {"kernel": jnp.ones((2, 2))}, "head": {"kernel": jnp.ones((2, 1))}}
+    alg = freeze.make({"freeze_trainable": "head", "freeze_after_tasks": 1})
+    opt = alg.optimizer(optax.adamw(0.1, weight_decay=0.1))
+    grads = jax.tree_util.tree_map(jnp.ones_like, params)
+    opt_state = opt.init(params)
+    for tasks_done, body_moves in ((0, True), (1, False)):
+        g = alg.grads(grads, params, jnp.asarray(tasks_done), {}, None, None)
+        updates, opt_state = opt.update(g, opt_state, params)
+        new = optax.apply_updates(params, updates)
+        assert bool(jnp.any(new["body"]["kernel"] != params["body"]["kernel"])) == body_moves
+        assert bool(jnp.any(new["head"]["kernel"] != params["head"]["kernel"]))
+        params = new
+
+
+def test_herding_ranks_each_class_and_starts_closest_to_the_mean():
+    rng = np.random.default_rng(0)
+    feats = jnp.asarray(rng.normal(size=(9, 3)), jnp.float32)
+    labels = jnp.asarray([0, 1, 0, 1, 0, 1, 0, 2, 2])
+    eligible = jnp.asarray([True] * 8 + [False])
+    ranks = np.asarray(icarl.herding_ranks(feats, labels, eligible, 3, steps=4))
+    assert sorted(ranks[[0, 2, 4, 6]]) == [0, 1, 2, 3]
+    assert sorted(ranks[[1, 3, 5]]) == [0, 1, 2] and ranks[8] == icarl.UNRANKED
+    members = np.asarray(feats)[[0, 2, 4, 6]]
+    first = np.argmin(((members - members.mean(0)) ** 2).sum(1))
+    assert ranks[[0, 2, 4, 6]][first] == 0
+
+
+def test_lwf_distillation_ignores_classes_outside_the_mask():
+    student = jnp.asarray([[1.0, 2.0, 50.0]])
+    teacher = jnp.asarray([[1.0, 2.0, -50.0]])
+    got = lwf.distillation(student, teacher, jnp.asarray([True, True, False]), jnp.ones(1), 2.0)
+    chex.assert_trees_all_close(got, 0.0, atol=1e-6)
