@@ -7,10 +7,10 @@ heads that never saw each other's classes.
 
 Freezing is exact, not approximate. The state counts finished tasks; the
 ``grads`` hook zeroes the gradient of every column but the current one, and
-the optimizer is an ``optax.multi_transform`` with one label per column, each
-wrapped so that an all-zero gradient gives a zero update and keeps that
-column's optimizer state. So no Adam moment, weight decay or momentum can move
-a frozen column, with or without ``config.reset_optimizer``.
+the optimizer runs the base optimizer on each column separately, giving a
+frozen column a zero update and keeping its optimizer state. So no Adam
+moment, weight decay or momentum can move a frozen column, with or without
+``config.reset_optimizer``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import optax
 
 from algorithms.base import Algorithm
-from algorithms.freeze import skip_when_zero
 
 NAME = "progressive"
 COMPATIBILITY = ("task",)
@@ -59,14 +58,7 @@ def train_one_subtree_per_task(prefix: str, model: str) -> Algorithm:
             for k, n in enumerate(names)}
 
     def optimizer(base):
-        def labels(params):
-            names = subtree_names(params, prefix, model)
-            return {n: jax.tree_util.tree_map(lambda _, n=n: n, params[n]) for n in names}
-
-        def transforms_for(params):
-            return {n: skip_when_zero(base) for n in subtree_names(params, prefix, model)}
-
-        return _per_subtree(transforms_for, labels)
+        return per_subtree(base, lambda params: subtree_names(params, prefix, model))
 
     def end_task(params, tasks_done, task_data, apply_fn, rng):
         del params, task_data, apply_fn, rng
@@ -75,15 +67,42 @@ def train_one_subtree_per_task(prefix: str, model: str) -> Algorithm:
     return Algorithm(init=init, grads=grads, optimizer=optimizer, end_task=end_task)
 
 
-def _per_subtree(transforms_for, labels) -> optax.GradientTransformation:
-    """``optax.multi_transform`` whose label set is read from the parameters at init."""
+def _probe(subtree, name: str) -> jax.Array:
+    """The gradient leaf that tells whether a subtree is training: its head's bias."""
+    try:
+        return subtree["head"]["bias"]
+    except (KeyError, TypeError):
+        raise ValueError(f"parameter subtree {name!r} needs an output layer 'head' with a "
+                         "bias (each column or block scores its task's classes)") from None
+
+
+def per_subtree(base: optax.GradientTransformation, names_of) -> optax.GradientTransformation:
+    """``base`` run separately on each top-level subtree; a frozen subtree is left idle.
+
+    A subtree is idle when the gradient of its head's bias is exactly zero, as
+    it is for every column the ``grads`` hook froze (the training column's
+    bias gradient is the batch's mean ``softmax - onehot``, never all zero in
+    practice; if it were, that column would merely skip one step). An idle
+    subtree gets a zero update and keeps its optimizer state, so neither Adam's
+    moments nor weight decay can move it. Only one subtree is ever active, so a
+    global-norm clip inside ``base`` sees the same norm as on the whole tree.
+    Probing one leaf instead of testing every leaf for zero keeps the compiled
+    step small (a reduction over all gradients made compiling ~4x slower).
+    """
 
     def init(params):
-        return optax.multi_transform(transforms_for(params), labels).init(params)
+        return {n: base.init(params[n]) for n in names_of(params)}
 
-    def update(updates, state, params=None):
-        return optax.multi_transform(transforms_for(updates), labels).update(
-            updates, state, params)
+    def update(grads, state, params=None):
+        updates, new_state = {}, {}
+        for n in names_of(grads):
+            idle = jnp.all(_probe(grads[n], n) == 0)
+            sub_params = None if params is None else params[n]
+            u, s = base.update(grads[n], state[n], sub_params)
+            updates[n] = jax.tree_util.tree_map(lambda a, idle=idle: jnp.where(idle, 0, a), u)
+            new_state[n] = jax.tree_util.tree_map(
+                lambda new, old, idle=idle: jnp.where(idle, old, new), s, state[n])
+        return updates, new_state
 
     return optax.GradientTransformation(init, update)
 
