@@ -1,0 +1,144 @@
+"""The bench's Split-Digits workload in Avalanche (PyTorch), for the speed comparison.
+
+Run by scripts.bench under an interpreter that has torch and avalanche-lib
+(possibly another virtual environment, so this file imports neither jax nor
+our packages): the same 8x8 digits, 70/30 stratified split, 5 tasks of 2
+classes, MLP 2x400, batch 32, Adam 1e-3, the same epochs per task. Prints
+one JSON line per strategy: iterations, train seconds, steps/s. (Avalanche's
+LwF needs task-labelled datasets, so it is not part of the default set.)
+
+  python research/bench/avalanche_workload.py --epochs=50 --strategies=naive,ewc
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+import warnings
+
+
+def _torchvision_without_its_kernels() -> None:
+    """Lets torchvision import when its compiled ops cannot load (a CUDA wheel beside CPU torch).
+
+    torchvision registers fake kernels for nms/qnms unconditionally; declaring
+    their schemas first is enough, and Avalanche never calls them here.
+    """
+    import glob
+    import importlib.util
+    import os
+
+    import torch
+
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or spec.origin is None:
+        return
+    libs = glob.glob(os.path.join(os.path.dirname(spec.origin), "_C*.so"))
+    try:
+        if libs:
+            torch.ops.load_library(libs[0])
+            return
+    except OSError:
+        pass
+    lib = torch.library.Library("torchvision", "FRAGMENT")
+    for op in ("nms", "qnms"):
+        lib.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    _KEEP.append(lib)
+
+
+_KEEP: list = []  # the Library fragment must outlive the call
+
+
+def _stream(seed: int, num_tasks: int):
+    import torch
+    from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+    from avalanche.benchmarks.utils import as_classification_dataset
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from torch.utils.data import TensorDataset
+
+    x, y = load_digits(return_X_y=True)
+    x = (x / 16.0).astype("float32")
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.3, stratify=y,
+                                              random_state=seed)
+    per = 10 // num_tasks
+
+    def task_set(xs, ys, t):
+        keep = (ys >= t * per) & (ys < (t + 1) * per)
+        data = TensorDataset(torch.tensor(xs[keep]), torch.tensor(ys[keep]))
+        data.targets = torch.tensor(ys[keep]).tolist()
+        return as_classification_dataset(data)
+
+    train = [task_set(x_tr, y_tr, t) for t in range(num_tasks)]
+    test = [task_set(x_te, y_te, t) for t in range(num_tasks)]
+    return benchmark_from_datasets(train=train, test=test)
+
+
+def _strategy(name: str, model, epochs: int, batch: int, lr: float):
+    import torch
+    from avalanche.training import supervised
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    common = dict(model=model, optimizer=opt, criterion=torch.nn.CrossEntropyLoss(),
+                  train_mb_size=batch, train_epochs=epochs, eval_mb_size=256,
+                  device="cpu", evaluator=None)
+    if name == "naive":
+        return supervised.Naive(**common)
+    if name == "ewc":
+        return supervised.EWC(ewc_lambda=100.0, **common)
+    if name == "si":
+        return supervised.SynapticIntelligence(si_lambda=1.0, **common)
+    if name == "lwf":
+        return supervised.LwF(alpha=1.0, temperature=2.0, **common)
+    if name == "replay":
+        return supervised.Replay(mem_size=200, **common)
+    raise ValueError(f"--strategies: unknown {name!r}; choices naive, ewc, si, lwf, replay")
+
+
+def _mlp(hidden: int):
+    import torch
+    return torch.nn.Sequential(torch.nn.Linear(64, hidden), torch.nn.ReLU(),
+                               torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
+                               torch.nn.Linear(hidden, 10))
+
+
+def run(name: str, epochs: int, batch: int, lr: float, hidden: int, threads: int) -> dict:
+    """Trains one strategy over the stream; train time excludes evaluation."""
+    import torch
+
+    torch.manual_seed(0)
+    if threads:
+        torch.set_num_threads(threads)
+    bench = _stream(0, 5)
+    strategy = _strategy(name, _mlp(hidden), epochs, batch, lr)
+    iterations, seconds = 0, 0.0
+    for experience in bench.train_stream:
+        start = time.perf_counter()
+        strategy.train(experience)
+        seconds += time.perf_counter() - start
+        iterations += epochs * -(-len(experience.dataset) // batch)
+    return {"strategy": name, "iterations": iterations, "train_seconds": seconds,
+            "steps_per_second": iterations / seconds,
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--hidden", type=int, default=400)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--strategies", default="naive,ewc,si,replay")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    _torchvision_without_its_kernels()
+    for name in args.strategies.split(","):
+        print(json.dumps(run(name, args.epochs, args.batch_size, args.lr, args.hidden,
+                             args.threads)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
