@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from models import progressive
 from models.progressive import class_groups, scatter_task_logits
 
 BLOCK = "block_"
@@ -65,6 +66,11 @@ class ExpandingMLP(nn.Module):
             outputs.append(out)
             acts.append(a)
         return scatter_task_logits(outputs, self.groups)
+
+
+def parameter_growth(params) -> list[int]:
+    """Parameters in use after each task: blocks 0..t."""
+    return progressive.parameter_growth(params, BLOCK)
 
 
 def build(config, num_classes: int) -> nn.Module:

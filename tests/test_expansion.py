@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from models import progressive
+from models import expansion, progressive
 from research import config_check
 from tests.test_progressive import assert_same, changed, init_params, train_tasks
 
@@ -76,6 +76,7 @@ def test_parameter_growth_and_width_from_config():
     # Block 0: 64*8+8 + 8*8+8 + head 8*4+4 = 628. Block 1: 64*2+2 + (8+2)*2+2 + (8+2)*3+3 = 185.
     # Block 2: 130 + (8+2+2)*2+2 + (12)*3+3 = 195.
     assert progressive.parameter_growth(params, "block_") == [628, 813, 1008]
+    assert expansion.parameter_growth(params) == [628, 813, 1008]
     config.hp.expansion_units = 0
     with pytest.raises(ValueError, match="expansion_units must be positive"):
         init_params(config)
