@@ -269,6 +269,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
     results = _results(config, grid, acc, random_init, rows, eng, train_seconds,
                        len(stages) * epochs * eng.steps_per_epoch)
+    if hasattr(model_module, "parameter_growth"):  # growing models report size per task
+        results["parameters_per_task"] = model_module.parameter_growth(
+            _tree_index(jax.device_get(state.params), 0))
     if distributed.is_primary():
         _write_reports(results, rows, workdir, config)
     return results
