@@ -19,7 +19,7 @@ from algorithms.base import Algorithm
 
 NAME = "freeze"
 COMPATIBILITY = ("class", "task", "domain")
-HPARAMS = {"freeze_trainable": "head", "freeze_after_tasks": 1}
+HPARAMS = {"freeze_trainable": "Dense_1,head", "freeze_after_tasks": 1}
 
 
 def skip_when_zero(inner: optax.GradientTransformation) -> optax.GradientTransformation:

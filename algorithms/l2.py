@@ -14,7 +14,7 @@ from algorithms.base import Algorithm
 
 NAME = "l2"
 COMPATIBILITY = ("class", "task", "domain")
-HPARAMS = {"l2_lambda": 1.0}
+HPARAMS = {"l2_lambda": 0.1}
 
 
 def make(hp: dict) -> Algorithm:
