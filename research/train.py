@@ -98,6 +98,15 @@ class RunData:
         return self.pool(stage_task, current_only=self.train_on == "task")
 
 
+def _identity(config: ml_collections.ConfigDict) -> dict:
+    """The config as it defines this run: other methods' hyper-parameters left out."""
+    own = set(algorithms.load(config.algorithm).HPARAMS)
+    identity = json.loads(config.to_json())
+    for group in ("hp", "sweep"):
+        identity[group] = {k: v for k, v in identity[group].items() if k in own}
+    return identity
+
+
 def _prepare_workdir(workdir: str, config: ml_collections.ConfigDict, overwrite: bool) -> None:
     """Creates the workdir, or refuses one that holds a run of another config."""
     config_path = os.path.join(workdir, "config.json")
@@ -109,7 +118,7 @@ def _prepare_workdir(workdir: str, config: ml_collections.ConfigDict, overwrite:
         raise WorkdirError(f"cannot create workdir {workdir!r}: {err.strerror}") from None
     if not os.access(workdir, os.W_OK):
         raise WorkdirError(f"workdir {workdir!r} is not writable")
-    wanted = json.loads(config.to_json())
+    wanted = _identity(config)
     if os.path.exists(config_path):
         with open(config_path) as f:
             found = json.load(f)

@@ -99,3 +99,10 @@ def test_tensorboard_events(digits_config, tmp_path):
     _run(digits_config, tmp_path)
     files = list((tmp_path / "tensorboard").rglob("events.out.tfevents*"))
     assert len(files) == 1 and files[0].stat().st_size > 100
+
+
+def test_other_methods_hparams_do_not_define_the_run(digits_config, tmp_path):
+    first = _run(digits_config, tmp_path)
+    digits_config.hp.ewc_lambda = 1.0  # naive does not read it
+    again = _run(digits_config, tmp_path)
+    assert again["class_il"]["accuracy_matrix"] == first["class_il"]["accuracy_matrix"]

@@ -8,9 +8,8 @@ figures, are in docs/results_continual.md (python -m scripts.suite).
 
 import pytest
 
-from research import train
+from research import suite, train
 from research.configs import permuted_digits, split_digits
-from scripts import suite
 
 pytestmark = pytest.mark.slow
 
