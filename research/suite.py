@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import os
 
+import algorithms
 from research import compare, report
 from research.configs import permuted_digits, split_digits
 
@@ -78,8 +79,9 @@ def run_suite(workdir: str, num_seeds: int, methods=METHODS) -> str:
         config.scenario = scenario
         config.num_seeds = num_seeds
         config.progress = False
-        workdir = os.path.join(workdir, f"{config.dataset}_{scenario}")
-        summary = compare.compare(copy.deepcopy(config), list(methods), workdir)
+        runnable = [m for m in methods if scenario in algorithms.load(m).COMPATIBILITY]
+        summary = compare.compare(copy.deepcopy(config), runnable,
+                                  os.path.join(workdir, f"{config.dataset}_{scenario}"))
         rows = summary["rows"]
         acc[title] = {r["algorithm"]: r["ACC"] for r in rows if r["scenario"] == key}
         sections.append(f"## {title}\n\n{_table(rows, key)}\n")
