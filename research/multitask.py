@@ -12,12 +12,26 @@ respect to the shared representation (MGDA-UB) where the model exposes one
 Single-task baselines are the soft-sharing model with its penalty off and
 equal weights: T independent columns of the same trunk trained side by side,
 which under Adam is exactly T separate single-task runs, in one program.
+
+The tasks and their data come from ``research/data/<config.dataset>.py``
+(``TASK_NAMES``, ``TASK_OUTPUTS``, ``REGRESSION``, ``METRICS``,
+``LOWER_IS_BETTER`` and ``load_splits(config)``): the file system is the registry.
+
+Runs resume: the whole state (``MTState``) and the metric history are an
+orbax checkpoint (research/checkpoint.py) every ``checkpoint_every_epochs``
+epochs and at the end of each fit, the single-task baselines in their own
+``single_task/`` subdirectory; rerunning the same command with the same
+workdir continues from the last complete checkpoint and ends with the same
+figures. A workdir holding another config is refused unless ``overwrite``.
 """
 
 from __future__ import annotations
 
+import importlib
+import io
 import json
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -32,9 +46,38 @@ from tqdm.auto import tqdm
 
 from algorithms import mtl_weighting as mtw
 from models import multitask as mt
-from research.data import multi_digits as md
+from research import checkpoint, report
+from research.data.multi_digits import Split
+from research.train import WorkdirError
 
 GRAD_METHODS = ("pcgrad", "mgda")
+DATASETS = ("multi_digits", "sentiment_multitask")
+# Fields that change how a run is carried out, not what it computes.
+OPERATIONAL = ("checkpoint_every_epochs", "keep_checkpoints", "progress")
+
+
+class Tasks(NamedTuple):
+    """What the trainer needs to know about a dataset's tasks (from its data module)."""
+
+    names: tuple[str, ...]
+    outputs: tuple[int, ...]
+    regression: tuple[bool, ...]
+    metrics: tuple[str, ...]
+    lower_is_better: tuple[bool, ...]
+
+
+def data_module(config: ml_collections.ConfigDict) -> Any:
+    """``research/data/<config.dataset>.py``; ValueError naming the choices."""
+    name = config.get("dataset", "multi_digits")
+    if name not in DATASETS:
+        raise ValueError(f"unknown --config.dataset {name!r}; choices: {', '.join(DATASETS)}")
+    return importlib.import_module(f"research.data.{name}")
+
+
+def tasks_of(config: ml_collections.ConfigDict) -> Tasks:
+    mod = data_module(config)
+    return Tasks(tuple(mod.TASK_NAMES), tuple(mod.TASK_OUTPUTS), tuple(mod.REGRESSION),
+                 tuple(mod.METRICS), tuple(mod.LOWER_IS_BETTER))
 
 
 class MTState(NamedTuple):
@@ -52,7 +95,12 @@ class MTState(NamedTuple):
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-    """One-line ValueError for an unknown arch or weighting, naming the choices."""
+    """One-line ValueError for an unknown dataset, arch or weighting, naming the choices."""
+    data_module(config)
+    for field in ("epochs", "batch_size", "checkpoint_every_epochs", "keep_checkpoints"):
+        value = config.get(field, 1)
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"--config.{field} must be a positive integer, got {value!r}")
     if config.arch not in mt.ARCHS:
         raise ValueError(f"unknown --config.arch {config.arch!r}; choices: {', '.join(mt.ARCHS)}")
     if config.weighting not in mtw.WEIGHTINGS:
@@ -62,11 +110,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
         )
 
 
-def task_losses(outputs: Sequence[jax.Array], y: jax.Array) -> jax.Array:
-    """Per-task losses ``[T]``: cross-entropy for the classification tasks, MSE for the sum."""
+def task_losses(
+    outputs: Sequence[jax.Array], y: jax.Array, regression: Sequence[bool]
+) -> jax.Array:
+    """Per-task losses ``[T]``: cross-entropy for classification tasks, MSE for regression."""
     losses = []
-    for t, (out, regression) in enumerate(zip(outputs, md.REGRESSION, strict=True)):
-        if regression:
+    for t, (out, is_regression) in enumerate(zip(outputs, regression, strict=True)):
+        if is_regression:
             losses.append(jnp.mean(jnp.square(out[:, 0] - y[:, t])))
         else:
             labels = y[:, t].astype(jnp.int32)
@@ -74,11 +124,13 @@ def task_losses(outputs: Sequence[jax.Array], y: jax.Array) -> jax.Array:
     return jnp.stack(losses)
 
 
-def task_metrics(outputs: Sequence[jax.Array], y: jax.Array) -> jax.Array:
+def task_metrics(
+    outputs: Sequence[jax.Array], y: jax.Array, regression: Sequence[bool]
+) -> jax.Array:
     """Per-task metrics ``[T]``: accuracy for classification, MAE for regression."""
     values = []
-    for t, (out, regression) in enumerate(zip(outputs, md.REGRESSION, strict=True)):
-        if regression:
+    for t, (out, is_regression) in enumerate(zip(outputs, regression, strict=True)):
+        if is_regression:
             values.append(jnp.mean(jnp.abs(out[:, 0] - y[:, t])))
         else:
             values.append(jnp.mean(jnp.argmax(out, -1) == y[:, t].astype(jnp.int32)))
@@ -107,9 +159,10 @@ class Trainer:
     def __init__(self, config: ml_collections.ConfigDict, num_train: int):
         validate(config)
         self.config = config
-        self.num_tasks = len(md.TASK_OUTPUTS)
+        self.tasks = tasks_of(config)
+        self.num_tasks = len(self.tasks.outputs)
         self.depth = len(config.hidden)
-        self.model = mt.build(config.arch, md.TASK_OUTPUTS, config.hidden)
+        self.model = mt.build(config.arch, self.tasks.outputs, config.hidden)
         # log-variances (UW) get their own, faster Adam so sigma tracks the losses
         self.optimizer = optax.multi_transform(
             {"model": optax.adam(config.learning_rate), "log_vars": optax.adam(config.uw_lr)},
@@ -120,7 +173,7 @@ class Trainer:
             raise ValueError(
                 f"batch_size {config.batch_size} exceeds the {num_train} training examples"
             )
-        self.regression = jnp.asarray(md.REGRESSION)
+        self.regression = jnp.asarray(self.tasks.regression)
         self.init = jax.jit(self._init)
         self.epoch = jax.jit(self._epoch)
         self.evaluate = jax.jit(self._evaluate)
@@ -140,7 +193,7 @@ class Trainer:
 
     def _loss_vector(self, model_params, batch_stats, batch, perturb=None):
         outs, new_stats = self._forward(model_params, batch_stats, batch[0], True, perturb)
-        return task_losses(outs, batch[1]), new_stats
+        return task_losses(outs, batch[1], self.tasks.regression), new_stats
 
     def _penalty(self, model_params) -> jax.Array:
         if self.config.arch != "soft" or self.config.soft_lambda == 0:
@@ -296,22 +349,45 @@ class Trainer:
 
     def _evaluate(self, state: MTState, x: jax.Array, y: jax.Array):
         outs, _ = self._forward(state.params["model"], state.batch_stats, x, False)
-        return task_metrics(outs, y), task_losses(outs, y)
+        regression = self.tasks.regression
+        return task_metrics(outs, y, regression), task_losses(outs, y, regression)
+
+
+HISTORY_KEYS = ("train_loss", "test_loss", "test_metric", "weights", "log_vars")
 
 
 def fit(
-    config: ml_collections.ConfigDict, train: md.Split, test: md.Split, progress: bool = True
+    config: ml_collections.ConfigDict,
+    train: Split,
+    test: Split,
+    progress: bool = True,
+    ckpt_dir: str | None = None,
 ) -> dict:
-    """Train one model; returns final metrics, per-epoch history and learned parameters."""
+    """Train one model; returns final metrics, per-epoch history and learned parameters.
+
+    With ``ckpt_dir`` the state and history are checkpointed under
+    ``ckpt_dir/checkpoints`` and a rerun resumes from the newest readable step.
+    """
     trainer = Trainer(config, len(train.x))
     x, y = jnp.asarray(train.x), jnp.asarray(train.y)
     xt, yt = jnp.asarray(test.x), jnp.asarray(test.y)
     perturb = trainer.perturb_template(x)
     start = time.perf_counter()
-    state = trainer.init(x, jax.random.key(config.seed))
-    history = {k: [] for k in ("train_loss", "test_loss", "test_metric", "weights", "log_vars")}
+    state = trainer.init(x, jax.random.PRNGKey(config.seed))
+    record: dict[str, Any] = {"epoch": 0, "seconds": 0.0,
+                              "history": {k: [] for k in HISTORY_KEYS}}
+    mngr = None
+    if ckpt_dir is not None:
+        mngr = checkpoint.manager(ckpt_dir, config.get("keep_checkpoints", 2))
+        restored = checkpoint.restore_latest(mngr, state)
+        if restored is not None:
+            state, record = restored
+    history, already = record["history"], record["seconds"]
+    every = config.get("checkpoint_every_epochs", 5)
     desc = f"{config.arch}/{config.weighting}"
-    for _ in tqdm(range(config.epochs), desc=desc, disable=not progress, leave=False):
+    bar = tqdm(total=config.epochs, initial=record["epoch"], desc=desc, disable=not progress,
+               leave=False)
+    for epoch in range(record["epoch"], config.epochs):
         state, losses, weights = trainer.epoch(state, x, y, perturb)
         metrics, test_losses = trainer.evaluate(state, xt, yt)
         history["train_loss"].append(np.asarray(losses).tolist())
@@ -319,24 +395,38 @@ def fit(
         history["test_metric"].append(np.asarray(metrics).tolist())
         history["weights"].append(np.asarray(weights).tolist())
         history["log_vars"].append(np.asarray(state.params["log_vars"]).tolist())
-    final = history["test_metric"][-1] if history["test_metric"] else [float("nan")] * 3
+        bar.update(1)
+        done = epoch + 1
+        if mngr is not None and (done % every == 0 or done == config.epochs):
+            seconds = already + time.perf_counter() - start
+            checkpoint.save(mngr, done, state,
+                            {"epoch": done, "seconds": seconds, "history": history})
+    bar.close()
+    if mngr is not None:
+        mngr.close()
+    nan = [float("nan")] * trainer.num_tasks
+    final = history["test_metric"][-1] if history["test_metric"] else nan
     return {
         "metrics": final,
         "history": history,
-        "seconds": time.perf_counter() - start,
+        "seconds": already + time.perf_counter() - start,
         "params": jax.device_get(state.params["model"]),
         "steps": int(state.step),
     }
 
 
 def single_task_baselines(
-    config: ml_collections.ConfigDict, train: md.Split, test: md.Split, progress: bool = True
+    config: ml_collections.ConfigDict,
+    train: Split,
+    test: Split,
+    progress: bool = True,
+    ckpt_dir: str | None = None,
 ) -> dict[str, float]:
     """Each task's metric with its own copy of the trunk (soft columns, no penalty)."""
     base = ml_collections.ConfigDict(config.to_dict())
     base.arch, base.weighting, base.soft_lambda = "soft", "equal", 0.0
-    result = fit(base, train, test, progress)
-    return dict(zip(md.TASK_NAMES, result["metrics"], strict=True))
+    result = fit(base, train, test, progress, ckpt_dir)
+    return dict(zip(tasks_of(config).names, result["metrics"], strict=True))
 
 
 def cross_stitch_alphas(params: Any, depth: int) -> list[list[list[float]]]:
@@ -344,26 +434,63 @@ def cross_stitch_alphas(params: Any, depth: int) -> list[list[list[float]]]:
     return [np.asarray(params[f"stitch_{layer}"]).mean(axis=-1).tolist() for layer in range(depth)]
 
 
+def identity(config: ml_collections.ConfigDict) -> dict:
+    """The config as it defines the run's numbers (operational fields left out)."""
+    found = json.loads(config.to_json())
+    return {k: v for k, v in found.items() if k not in OPERATIONAL}
+
+
+def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, overwrite: bool) -> None:
+    """Creates the workdir, or refuses one that holds a run of another config."""
+    path = os.path.join(workdir, "config.json")
+    if overwrite and os.path.isdir(workdir):
+        shutil.rmtree(workdir)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as err:
+        raise WorkdirError(f"cannot create workdir {workdir!r}: {err.strerror}") from None
+    wanted = identity(config)
+    if not os.path.exists(path):
+        report.write_json(path, wanted)
+        return
+    with open(path) as f:
+        found = json.load(f)
+    if found != wanted:
+        diff = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
+        raise WorkdirError(
+            f"workdir {workdir!r} holds a run of a different config (fields differ: "
+            f"{', '.join(diff)}); use another --workdir or pass --overwrite")
+
+
+def load_splits(config: ml_collections.ConfigDict) -> tuple[Split, Split]:
+    """The (train, test) splits of ``config.dataset``."""
+    return data_module(config).load_splits(config)
+
+
 def train_and_evaluate(
     config: ml_collections.ConfigDict,
     workdir: str,
     single_task: dict[str, float] | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict:
-    """Train, compare with single-task baselines, write results.json and plots to ``workdir``."""
+    """Train (or resume), compare with single-task baselines, write results.json and plots."""
     validate(config)
-    os.makedirs(workdir, exist_ok=True)
-    train, test = md.load(config.seed, config.n_train, config.n_test)
-    result = fit(config, train, test, progress)
-    per_task = dict(zip(md.TASK_NAMES, result["metrics"], strict=True))
+    prepare_workdir(workdir, config, overwrite)
+    tasks = tasks_of(config)
+    train, test = load_splits(config)
+    result = fit(config, train, test, progress, ckpt_dir=workdir)
+    per_task = dict(zip(tasks.names, result["metrics"], strict=True))
     if single_task is None and config.single_task:
-        single_task = single_task_baselines(config, train, test, progress)
+        single_task = single_task_baselines(
+            config, train, test, progress, ckpt_dir=os.path.join(workdir, "single_task"))
     summary: dict[str, Any] = {
+        "dataset": config.get("dataset", "multi_digits"),
         "arch": config.arch,
         "weighting": config.weighting,
-        "tasks": list(md.TASK_NAMES),
-        "metric_names": dict(zip(md.TASK_NAMES, md.METRICS, strict=True)),
-        "lower_is_better": dict(zip(md.TASK_NAMES, md.LOWER_IS_BETTER, strict=True)),
+        "tasks": list(tasks.names),
+        "metric_names": dict(zip(tasks.names, tasks.metrics, strict=True)),
+        "lower_is_better": dict(zip(tasks.names, tasks.lower_is_better, strict=True)),
         "per_task": per_task,
         "single_task": single_task,
         "delta_m": None,
@@ -374,16 +501,15 @@ def train_and_evaluate(
     }
     if single_task is not None:
         summary["delta_m"] = delta_m(
-            [per_task[n] for n in md.TASK_NAMES],
-            [single_task[n] for n in md.TASK_NAMES],
-            md.LOWER_IS_BETTER,
+            [per_task[n] for n in tasks.names],
+            [single_task[n] for n in tasks.names],
+            tasks.lower_is_better,
         )
     if config.weighting == "uw":
         summary["sigmas"] = np.exp(0.5 * np.asarray(result["history"]["log_vars"][-1])).tolist()
     if config.arch == "cross_stitch":
         summary["cross_stitch"] = cross_stitch_alphas(result["params"], len(config.hidden))
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    report.write_json(os.path.join(workdir, "results.json"), summary)
     write_plots(summary, workdir)
     return summary
 
@@ -398,9 +524,11 @@ def write_plots(summary: dict, workdir: str) -> list[str]:
     names, hist, written = summary["tasks"], summary["history"], []
 
     def save(fig, name):
-        path = os.path.join(workdir, name)
-        fig.savefig(path, dpi=100, bbox_inches="tight")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
         plt.close(fig)
+        path = os.path.join(workdir, name)
+        report.atomic_write(path, buffer.getvalue())
         written.append(path)
 
     if hist["train_loss"]:

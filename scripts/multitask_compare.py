@@ -1,56 +1,58 @@
-"""Every architecture x weighting on Multi-Digits, against one set of single-task baselines.
+"""Every architecture x weighting on one multi-task dataset, against one set of baselines.
 
   python -m scripts.multitask_compare --config=research/configs/multi_digits.py --workdir=DIR
+  python -m scripts.multitask_compare --config=research/configs/sentiment_multitask.py \
+      --workdir=DIR
 
-Each run writes DIR/<arch>_<weighting>/ (results.json + plots); the whole
+Each run writes DIR/<arch>_<weighting>/ (results.json + plots) and the
+baselines DIR/single_task/; every one of them resumes when the command is run
+again, so an interrupted comparison continues where it stopped. The whole
 comparison writes DIR/results.md (full table and a Delta_m grid),
-DIR/results.csv, and DIR/docs_section.md (a section for docs/results.md).
+DIR/results.csv, and DIR/docs_section.md (a section for docs/results_multitask.md).
 """
 
 from __future__ import annotations
 
 import csv
-import json
+import io
 import os
 import platform
-import sys
 import time
 
 import ml_collections
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 from tqdm.auto import tqdm
 
 from algorithms import mtl_weighting
 from models import multitask as mt_models
-from research import multitask
-from research.data import multi_digits as md
+from research import multitask, report
+from scripts import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", "research/configs/multi_digits.py")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for every run and the tables.")
 _ARCHS = flags.DEFINE_list("archs", list(mt_models.ARCHS), "Architectures to run.")
 _WEIGHTINGS = flags.DEFINE_list("weightings", list(mtl_weighting.WEIGHTINGS), "Weightings to run.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Delete what the workdir holds and start over.")
 flags.mark_flags_as_required(["workdir"])
 
-COLUMNS = ("arch", "weighting", *md.TASK_NAMES, "delta_m", "seconds")
+TITLES = {"multi_digits": "Multi-Digits", "sentiment_multitask": "Sentiment polarity + intensity"}
 
 
 def _check(values: list[str], choices: tuple[str, ...], flag: str) -> None:
     for value in values:
         if value not in choices:
-            print(f"error: unknown --{flag} value {value!r}; choices: {', '.join(choices)}",
-                  file=sys.stderr)
-            sys.exit(2)
+            raise ValueError(f"unknown --{flag} value {value!r}; choices: {', '.join(choices)}")
 
 
 def run_all(config: ml_collections.ConfigDict, workdir: str, archs: list[str],
-            weightings: list[str]) -> list[dict]:
+            weightings: list[str], overwrite: bool = False) -> list[dict]:
     """Baselines once, then each arch x weighting; returns one row per run."""
-    os.makedirs(workdir, exist_ok=True)
-    train, test = md.load(config.seed, config.n_train, config.n_test)
-    single = multitask.single_task_baselines(config, train, test, progress=False)
-    with open(os.path.join(workdir, "single_task.json"), "w") as f:
-        json.dump(single, f, indent=2)
+    multitask.prepare_workdir(workdir, config, overwrite)
+    train, test = multitask.load_splits(config)
+    single = multitask.single_task_baselines(
+        config, train, test, progress=False, ckpt_dir=os.path.join(workdir, "single_task"))
+    report.write_json(os.path.join(workdir, "single_task.json"), single)
     rows = []
     grid = [(a, w) for a in archs for w in weightings]
     for arch, weighting in tqdm(grid, desc="arch x weighting"):
@@ -66,11 +68,15 @@ def run_all(config: ml_collections.ConfigDict, workdir: str, archs: list[str],
     return rows
 
 
-def _fmt(name: str, value) -> str:
+def columns(tasks: multitask.Tasks) -> tuple[str, ...]:
+    return ("arch", "weighting", *tasks.names, "delta_m", "seconds")
+
+
+def _fmt(name: str, value, tasks: multitask.Tasks) -> str:
     if isinstance(value, str):
         return value
-    if name in md.TASK_NAMES:
-        metric = dict(zip(md.TASK_NAMES, md.METRICS, strict=True))[name]
+    if name in tasks.names:
+        metric = dict(zip(tasks.names, tasks.metrics, strict=True))[name]
         return f"{100 * value:.1f}" if metric == "accuracy" else f"{value:.3f}"
     if name == "delta_m":
         return f"{value:+.2f}"
@@ -80,19 +86,22 @@ def _fmt(name: str, value) -> str:
 def markdown(rows: list[dict], config: ml_collections.ConfigDict, archs: list[str],
              weightings: list[str], wall: float) -> str:
     """The full table, then a Delta_m grid (arch rows, weighting columns)."""
-    heads = [f"{n} ({'acc %' if m == 'accuracy' else 'MAE'})"
-             for n, m in zip(md.TASK_NAMES, md.METRICS, strict=True)]
+    tasks = multitask.tasks_of(config)
+    cols = columns(tasks)
+    heads = [f"{n} ({'acc %' if m == 'accuracy' else m.upper()})"
+             for n, m in zip(tasks.names, tasks.metrics, strict=True)]
+    title = TITLES[config.get("dataset", "multi_digits")]
     lines = [
-        f"Multi-Digits, hidden={tuple(config.hidden)}, {config.epochs} epochs, batch "
+        f"{title}, hidden={tuple(config.hidden)}, {config.epochs} epochs, batch "
         f"{config.batch_size}, Adam {config.learning_rate}, seed {config.seed}; "
-        f"{len(rows) - 1} runs + baselines in {wall:.0f} s on {platform.machine()} CPU.",
+        f"{len(rows) - 1} runs + baselines in {wall:.0f} s on a 2-core {platform.machine()} CPU.",
         "Delta_m (%, LibMTL) against single-task networks of the same trunk; higher is better.",
         "",
         "| arch | weighting | " + " | ".join(heads) + " | Delta_m % | train s |",
-        "|" + "---|" * (len(COLUMNS)),
+        "|" + "---|" * len(cols),
     ]
     for row in rows:
-        lines.append("| " + " | ".join(_fmt(c, row[c]) for c in COLUMNS) + " |")
+        lines.append("| " + " | ".join(_fmt(c, row[c], tasks) for c in cols) + " |")
     by_key = {(r["arch"], r["weighting"]): r["delta_m"] for r in rows}
     lines += ["", "Delta_m (%) by architecture and weighting:", "",
               "| arch | " + " | ".join(weightings) + " |", "|" + "---|" * (len(weightings) + 1)]
@@ -102,27 +111,39 @@ def markdown(rows: list[dict], config: ml_collections.ConfigDict, archs: list[st
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+def write_tables(rows: list[dict], config: ml_collections.ConfigDict, workdir: str,
+                 table: str, command: str) -> None:
+    """results.md, docs_section.md and results.csv, each written atomically."""
+    title = TITLES[config.get("dataset", "multi_digits")]
+    report.atomic_write(os.path.join(workdir, "results.md"), table)
+    report.atomic_write(os.path.join(workdir, "docs_section.md"),
+                        f"## Multi-task learning: {title}\n\n`{command}`\n\n{table}")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns(multitask.tasks_of(config)))
+    writer.writeheader()
+    writer.writerows(rows)
+    report.atomic_write(os.path.join(workdir, "results.csv"), buffer.getvalue())
+
+
+def _run() -> None:
     _check(_ARCHS.value, mt_models.ARCHS, "archs")
     _check(_WEIGHTINGS.value, mtl_weighting.WEIGHTINGS, "weightings")
     config, workdir = _CONFIG.value, _WORKDIR.value
+    multitask.validate(config)
     start = time.perf_counter()
-    rows = run_all(config, workdir, _ARCHS.value, _WEIGHTINGS.value)
+    rows = run_all(config, workdir, _ARCHS.value, _WEIGHTINGS.value, _OVERWRITE.value)
     table = markdown(rows, config, _ARCHS.value, _WEIGHTINGS.value, time.perf_counter() - start)
-    with open(os.path.join(workdir, "results.md"), "w") as f:
-        f.write(table)
-    with open(os.path.join(workdir, "docs_section.md"), "w") as f:
-        f.write("## Multi-task learning on Multi-Digits\n\n"
-                "`python -m scripts.multitask_compare --config=research/configs/multi_digits.py "
-                "--workdir=DIR`\n\n" + table)
-    with open(os.path.join(workdir, "results.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    config_file = config_flags.get_config_filename(flags.FLAGS["config"])
+    command = f"python -m scripts.multitask_compare --config={config_file} --workdir=DIR"
+    write_tables(rows, config, workdir, table, command)
     print(table)
 
 
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise flags.Error(f"unexpected arguments: {argv[1:]}")
+    cli.run_guarded(_run)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    cli.main(main)

@@ -8,9 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from research import multitask
+from research import checkpoint, multitask
 from research.configs import multi_digits as config_lib
 from research.data import multi_digits as md
+from research.train import WorkdirError
 
 
 def _tiny(arch: str = "cross_stitch", weighting: str = "uw"):
@@ -58,8 +59,55 @@ def test_tiny_run_writes_results_and_plots(tmp_path):
     for png in ("loss_curves.png", "task_weights.png", "uw_sigmas.png", "cross_stitch.png"):
         assert os.path.getsize(tmp_path / png) > 0
     assert sorted(os.listdir(tmp_path)) == sorted(
-        ["results.json", "loss_curves.png", "task_weights.png", "uw_sigmas.png", "cross_stitch.png"]
+        ["results.json", "loss_curves.png", "task_weights.png", "uw_sigmas.png",
+         "cross_stitch.png", "config.json", "checkpoints", "single_task"]
     )
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp")]
+
+
+class _Interrupt(Exception):
+    """Stands in for a kill right after a checkpoint was written."""
+
+
+def test_resumed_run_equals_uninterrupted_run_exactly(tmp_path, monkeypatch):
+    config = _tiny("task_bn", "uw")  # batch statistics and UW log-variances in the state
+    config.epochs, config.checkpoint_every_epochs = 3, 1
+    expected = multitask.train_and_evaluate(config, str(tmp_path / "whole"), progress=False)
+
+    real_save, saves = checkpoint.save, []
+
+    def save_then_die(mngr, step, state, record):
+        real_save(mngr, step, state, record)
+        saves.append(str(mngr.directory))
+        # the multi-task model completes; the baselines die after their first epoch
+        if "single_task" in saves[-1]:
+            raise _Interrupt
+
+    workdir = str(tmp_path / "killed")
+    monkeypatch.setattr(checkpoint, "save", save_then_die)
+    with pytest.raises(_Interrupt):
+        multitask.train_and_evaluate(config, workdir, progress=False)
+    assert not os.path.exists(os.path.join(workdir, "results.json"))
+    monkeypatch.setattr(checkpoint, "save", real_save)
+    resumed = multitask.train_and_evaluate(config, workdir, progress=False)
+    for key in ("per_task", "single_task", "delta_m", "history", "steps", "sigmas"):
+        assert resumed[key] == expected[key], key
+    assert len(saves) == 4  # three epochs of the model, one of the baselines
+
+
+def test_workdir_of_another_config_is_refused_unless_overwrite(tmp_path):
+    config = _tiny()
+    multitask.prepare_workdir(str(tmp_path), config, overwrite=False)
+    (tmp_path / "stale.txt").write_text("x")
+    config.checkpoint_every_epochs = 7  # operational: same run
+    multitask.prepare_workdir(str(tmp_path), config, overwrite=False)
+    config.learning_rate = 0.5
+    with pytest.raises(WorkdirError, match="fields differ: learning_rate.*--overwrite"):
+        multitask.prepare_workdir(str(tmp_path), config, overwrite=False)
+    multitask.prepare_workdir(str(tmp_path), config, overwrite=True)
+    assert not (tmp_path / "stale.txt").exists()
+    with open(tmp_path / "config.json") as f:
+        assert json.load(f)["learning_rate"] == 0.5
 
 
 def test_cli_rejects_unknown_arch_with_exit_code_2(tmp_path):
@@ -77,7 +125,7 @@ def test_cli_rejects_unknown_arch_with_exit_code_2(tmp_path):
 @pytest.mark.parametrize("weighting", ["equal", "uw", "dwa", "gradnorm", "pcgrad", "mgda"])
 def test_every_arch_and_weighting_trains(arch, weighting):
     config = _tiny(arch, weighting)
-    train, test = md.load(0, config.n_train, config.n_test)
+    train, test = md.load_splits(config)
     result = multitask.fit(config, train, test, progress=False)
     losses = np.asarray(result["history"]["train_loss"])
     assert np.all(np.isfinite(losses)) and np.all(np.isfinite(result["metrics"]))

@@ -25,6 +25,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.seed = 0
 
     # Data: Multi-Digits pairs (research/data/multi_digits.py).
+    config.dataset = "multi_digits"
     config.n_train = 6000
     config.n_test = 2000
 
@@ -48,6 +49,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     # Baselines: the same trunk trained on one task each (skipped if False).
     config.single_task = True
+
+    # Resume: a checkpoint every N epochs (and at the end); rerun the command to continue.
+    config.checkpoint_every_epochs = 5
+    config.keep_checkpoints = 2
+    config.progress = True  # a tqdm bar over epochs
 
     if arg == "runlocal":
         config.n_train = 512

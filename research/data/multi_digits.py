@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import ml_collections
 import numpy as np
 from sklearn.datasets import load_digits
 
@@ -65,3 +66,8 @@ def load(
     train = _pairs(images[train_idx], labels[train_idx], n_train, rng)
     test = _pairs(images[test_idx], labels[test_idx], n_test, rng)
     return train, test
+
+
+def load_splits(config: ml_collections.ConfigDict) -> tuple[Split, Split]:
+    """``load`` with the config's seed and sizes (the multi-task trainer's entry point)."""
+    return load(config.seed, config.n_train, config.n_test)
