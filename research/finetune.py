@@ -20,6 +20,7 @@ linear probe: texts are encoded once and a linear head trains on the vectors.
 from __future__ import annotations
 
 import functools
+import hashlib
 from typing import Any
 
 import jax
@@ -121,9 +122,28 @@ def _frozen_encoder(encoder: str, layers: int) -> tuple[Any, Any]:
     return cfg, jax.device_put(text_load.load_params(text_load.resolve_model_dir(encoder), cfg))
 
 
+_FEATURES: dict[tuple, np.ndarray] = {}  # (encoder, layers, digest of the tokens) -> features
+_FEATURES_KEPT = 16
+
+
 def encode_features(config: ml_collections.ConfigDict, packed: np.ndarray,
                     chunk: int = 256) -> np.ndarray:
-    """Sentence embeddings ``[N, H]`` of packed tokens by the frozen pretrained encoder."""
+    """Sentence embeddings ``[N, H]`` of packed tokens by the frozen pretrained encoder.
+
+    Memoised on the tokens' bytes: runs of one process that share a split
+    (seeds, curricula, budgets of a comparison) encode it once.
+    """
+    packed = np.ascontiguousarray(packed)
+    key = (str(config.encoder), int(config.encoder_layers), packed.shape,
+           hashlib.sha1(packed.tobytes()).hexdigest())
+    if key not in _FEATURES:
+        if len(_FEATURES) >= _FEATURES_KEPT:
+            _FEATURES.pop(next(iter(_FEATURES)))
+        _FEATURES[key] = _encode(config, packed, chunk)
+    return _FEATURES[key]
+
+
+def _encode(config: ml_collections.ConfigDict, packed: np.ndarray, chunk: int) -> np.ndarray:
     cfg, params = _frozen_encoder(str(config.encoder), int(config.encoder_layers))
     out = []
     for start in range(0, len(packed), chunk):

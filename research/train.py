@@ -25,6 +25,7 @@ import algorithms
 import models
 from research import checkpoint, config_check, distributed, metrics, optim, report
 from research import engine as engine_lib
+from research.data import curriculum
 from research.data import load as data_load
 from research.data.stream import Stream
 
@@ -223,6 +224,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     random_init = jax.device_get(eng.evaluate(state, test, task_classes, hp))
 
     runs, tasks, epochs = len(grid), data.num_tasks, config.num_epochs
+    pacer = curriculum.Pacer.from_config(config, seeds, data.train_y.shape[2], data.train_on,
+                                         eng.apply_fn)  # None: random order over every row
     mngr = checkpoint.manager(workdir, config.keep_checkpoints)
     progress = {"stage": 0, "epoch": 0, "rows": [], "train_seconds": 0.0,
                 "class_il": np.zeros((runs, tasks, tasks)).tolist(),
@@ -261,7 +264,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         if start_epoch == 0 and config.reset_optimizer:
             state = eng.reset_optimizer(state, hp)
         for epoch in range(start_epoch, epochs):
-            state, epoch_metrics = eng.epoch(state, pool, hp)
+            paced = pacer.pool(pool, task, epoch, state.params) if pacer else pool
+            state, epoch_metrics = eng.epoch(state, paced, hp)
             pending.append((task, epoch, epoch_metrics))
             if epoch + 1 < epochs and (epoch + 1) % config.checkpoint_every_epochs == 0:
                 save(stage * epochs + epoch + 1, stage, epoch + 1)

@@ -25,6 +25,12 @@ def get_config(runlocal: str = ""):
     config.encoder = "minilm"
     config.head = "pooled"
     config.finetune = "full"
+    # Curriculum (research/data/curriculum.py): '' trains on every row in random order;
+    # length | rare_words | teacher_loss | self_paced keep the easiest c(epoch) fraction.
+    config.curriculum = ""
+    config.pacing = "linear"  # linear | root | step | exponential
+    config.c0 = 0.1  # competence at each task's first epoch
+    config.curriculum_epochs = 0  # epochs to full competence; 0 = half of num_epochs
     # Method hyper-parameters sized for a 22M-parameter encoder.
     config.hp.buffer_input_size = 3 * config.max_length  # replay stores packed tokens
     config.hp.ewc_max_tasks = 4

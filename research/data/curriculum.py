@@ -17,6 +17,8 @@
 from __future__ import annotations
 
 import collections
+import functools
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -238,3 +240,167 @@ def self_paced_hard_weights(losses: ArrayLike, lam: ArrayLike) -> jax.Array:
 def self_paced_linear_weights(losses: ArrayLike, lam: ArrayLike) -> jax.Array:
     """Linear soft weights ``max(0, 1 - loss_i / lambda)``: easy examples count more."""
     return jnp.clip(1.0 - jnp.asarray(losses, jnp.float32) / lam, 0.0, 1.0)
+
+
+# ----------------------------------------------------------------------------
+# Curriculum over a run: per-epoch masks on the engine's training pools.
+#
+# The engine trains each epoch on a pool's ``valid`` rows in a fresh random
+# order. ``Pacer.pool`` keeps only the easiest ``c(epoch)`` fraction of them
+# valid, so the shapes never change and nothing recompiles; a run without
+# ``config.curriculum`` never builds a Pacer and trains exactly as before.
+
+CURRICULA = ("length", "rare_words", "teacher_loss", "self_paced")
+
+
+def out_of_fold_teacher_losses(
+    texts: Sequence[str], labels: ArrayLike, folds: int = 5, seed: int = 0
+) -> np.ndarray:
+    """Cross-entropy of each label under a TF-IDF + logistic-regression teacher that never saw it.
+
+    Out-of-fold, so the score measures how hard an example is to generalise to,
+    not how well a teacher memorised it (Hacohen & Weinshall 2019 score with a
+    separately trained network; this is the cheapest such teacher).
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+
+    labels = np.asarray(labels)
+    if len(texts) != len(labels) or len(texts) < 2:
+        raise ValueError(f"need as many labels as texts (at least 2), got {len(texts)} texts "
+                         f"and {len(labels)} labels")
+    teacher = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True),
+                            LogisticRegression(max_iter=1000))
+    folds = min(folds, len(texts))
+    stratify = np.unique(labels, return_counts=True)[1].min() >= folds
+    split = (StratifiedKFold if stratify else KFold)(folds, shuffle=True, random_state=seed)
+    proba = cross_val_predict(teacher, list(texts), labels, cv=split, method="predict_proba")
+    classes = np.unique(labels)  # cross_val_predict's column order
+    column = np.searchsorted(classes, labels)
+    return -np.log(np.maximum(proba[np.arange(len(labels)), column], 1e-7)).astype(np.float32)
+
+
+def text_difficulty(
+    name: str, texts: Sequence[str], labels: ArrayLike, seed: int = 0
+) -> np.ndarray:
+    """One static difficulty score per training text (higher is harder)."""
+    if name == "length":
+        return token_lengths(texts)
+    if name == "rare_words":
+        return rare_word_rate(texts, word_counts(texts))
+    if name == "teacher_loss":
+        return teacher_loss_score(out_of_fold_teacher_losses(texts, labels, seed=seed))
+    static = [c for c in CURRICULA if c != "self_paced"]
+    raise ValueError(f"unknown text difficulty {name!r}; choose from {static}")
+
+
+def stream_difficulty(config, seed: int, size: int) -> np.ndarray:
+    """``[T, size]`` scores of a text stream's training rows, in the stream's row order."""
+    fields = {k: config.get(k) for k in _TEXT_FIELDS}
+    return _stream_difficulty(json.dumps(fields, sort_keys=True), seed, size).copy()
+
+
+# The config fields a text stream's training texts depend on (the difficulty cache key).
+_TEXT_FIELDS = ("curriculum", "dataset", "domains", "max_examples_per_domain", "text_files",
+                "text_column", "label_column", "label_set", "update_from")
+
+
+@functools.lru_cache(maxsize=8)
+def _stream_difficulty(config_json: str, seed: int, size: int) -> np.ndarray:
+    """Memoised on the config: a comparison's runs share their splits' scores."""
+    import ml_collections
+
+    from research.data import text_stream
+
+    config = ml_collections.ConfigDict(json.loads(config_json))
+    if config.dataset not in ("sentiment", "text_file"):
+        raise ValueError(f"config.curriculum={config.curriculum!r} scores texts; dataset "
+                         f"{config.dataset!r} has none (use curriculum='self_paced')")
+    tasks = text_stream.text_tasks(config, seed)
+    out = np.zeros((len(tasks), size), np.float32)
+    for t, task in enumerate(tasks):
+        out[t, : len(task.train_texts)] = text_difficulty(
+            config.curriculum, task.train_texts, task.train_labels, seed)
+    return out
+
+
+def easiest_mask(scores: jax.Array, valid: jax.Array, competence: ArrayLike) -> jax.Array:
+    """``valid`` rows among the ``ceil(c n)`` lowest scores (n valid rows; stable ties)."""
+    order = jnp.argsort(jnp.where(valid, scores, jnp.inf), stable=True)
+    ranks = jnp.zeros_like(order).at[order].set(jnp.arange(order.shape[0], dtype=order.dtype))
+    count = num_available(competence, jnp.maximum(jnp.sum(valid), 1))
+    return valid & (ranks < count)
+
+
+def example_losses(apply_fn: Callable, params, x, y: jax.Array, logit_mask: jax.Array,
+                   chunk: int = 256) -> jax.Array:
+    """Per-row cross-entropy of one run's model on a pool (chunked: BERT pools fit in memory)."""
+    rows = y.shape[0]
+    pad = -rows % chunk
+    padded = lambda a: jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
+    x, y, logit_mask = jax.tree_util.tree_map(padded, (x, y, logit_mask))
+
+    def one(args):
+        xc, yc, mc = args
+        logits = jnp.where(mc, apply_fn(params, xc), -1e9)
+        logp = jax.nn.log_softmax(logits)
+        return -jnp.take_along_axis(logp, yc[:, None], axis=-1)[:, 0]
+
+    split = lambda a: a.reshape((-1, chunk) + a.shape[1:])
+    losses = jax.lax.map(one, jax.tree_util.tree_map(split, (x, y, logit_mask)))
+    return losses.reshape(-1)[:rows]
+
+
+class Pacer:
+    """Which rows of a stage's pool each epoch may train on (``config.curriculum``).
+
+    Competence follows ``config.pacing`` from ``config.c0`` at epoch 0 to 1 at
+    epoch ``config.curriculum_epochs`` (0: half of ``num_epochs``), restarting
+    at every task. Static curricula rank rows once by their text; ``self_paced``
+    ranks them every epoch by the current model's loss (Kumar et al. 2010 with
+    a competence schedule in place of the growing threshold).
+    """
+
+    def __init__(self, config, scores: np.ndarray | None, train_on: str, apply_fn: Callable):
+        self.name = str(config.curriculum)
+        epochs = int(config.get("curriculum_epochs", 0)) or max(1, int(config.num_epochs) // 2)
+        self.competence = pacing_function(str(config.get("pacing", "linear")), epochs,
+                                          float(config.get("c0", 0.1)))
+        self.scores = None if scores is None else jnp.asarray(scores)  # [R, T, N]
+        self.train_on = train_on
+        batch = int(config.eval_batch_size)
+        self._losses = jax.jit(jax.vmap(
+            lambda p, x, y, m: example_losses(apply_fn, p, x, y, m, batch)))
+        self._mask = jax.jit(jax.vmap(easiest_mask, in_axes=(0, 0, None)))
+
+    @classmethod
+    def from_config(cls, config, seeds: Sequence[int], size: int, train_on: str,
+                    apply_fn: Callable) -> Pacer | None:
+        """The run's pacer, or None when ``config.curriculum`` is empty (random order)."""
+        name = str(config.get("curriculum", ""))
+        if not name:
+            return None
+        if name not in CURRICULA:
+            raise ValueError(f"unknown config.curriculum {name!r}; choose from '' or "
+                             f"{', '.join(CURRICULA)}")
+        scores = None
+        if name != "self_paced":
+            by_seed = {s: stream_difficulty(config, s, size) for s in sorted(set(seeds))}
+            scores = np.stack([by_seed[s] for s in seeds])
+        return cls(config, scores, train_on, apply_fn)
+
+    def _stage_scores(self, stage_task: int) -> jax.Array:
+        if self.train_on == "task":
+            return self.scores[:, stage_task]
+        runs, tasks, size = self.scores.shape
+        return self.scores.reshape(runs, tasks * size)
+
+    def pool(self, pool: dict, stage_task: int, epoch: int, params) -> dict:
+        """``pool`` with ``valid`` cut to the easiest ``c(epoch)`` fraction of its rows."""
+        if self.name == "self_paced":
+            scores = self._losses(params, pool["x"], pool["y"], pool["logit_mask"])
+        else:
+            scores = self._stage_scores(stage_task)
+        return {**pool, "valid": self._mask(scores, pool["valid"], self.competence(epoch))}

@@ -1,0 +1,48 @@
+"""Curriculum against random order: all four sentiment domains at once, on cached features.
+
+  python -m scripts.run --config=research/configs/sentiment_curriculum.py \
+      --config.curriculum=teacher_loss --config.pacing=root --workdir=runs/cl_teacher_root
+  python -m scripts.curriculum_compare --output=runs/curriculum   # every curriculum x pacing
+
+MiniLM encodes every text once (the frozen encoder's mean-pooled sentence
+vectors); a one-hidden-layer head then trains on the union of the four
+domains (``algorithm='joint'``) and is tested on each domain's test split.
+Each epoch draws its batches from the easiest ``c(epoch)`` fraction of the
+rows (``config.curriculum``, ``config.pacing``, ``config.c0``); ``''`` is
+random order. 3 seeds run vmapped in one program. Figures are in
+docs/results_text.md.
+"""
+
+from research.configs import sentiment_domains
+
+
+def get_config(runlocal: str = ""):
+    config = sentiment_domains.get_config(runlocal)
+    # Stream: every domain's training rows in one pool.
+    config.algorithm = "joint"
+    config.max_examples_per_domain = 1000
+    # Model: a small head on the frozen encoder's sentence vectors.
+    config.cached_features = True
+    config.model = "mlp"
+    config.hidden = (128,)
+    config.finetune = "full"  # of the head: the encoder is not in the model
+    # Curriculum.
+    config.curriculum = ""
+    config.pacing = "linear"
+    config.c0 = 0.1
+    config.curriculum_epochs = 10
+    # Optimizer.
+    config.optimizer = "adam"
+    config.learning_rate = 1e-3
+    config.weight_decay = 0.0
+    config.batch_size = 32
+    config.num_epochs = 20
+    config.num_seeds = 3
+    config.plots = False
+    config.progress = False
+    if runlocal:
+        config.max_examples_per_domain = 60
+        config.num_epochs = 4
+        config.curriculum_epochs = 2
+        config.hidden = (16,)
+    return config

@@ -1,0 +1,138 @@
+"""Curriculum against random order, in one table: every difficulty x pacing, seeds vmapped.
+
+  python -m scripts.curriculum_compare --output=runs/curriculum \
+      [--config=research/configs/sentiment_curriculum.py] [--config.num_seeds=3] \
+      [--budgets=1,2,4,8,20] [--target=0.65]
+
+Each setting (random order, then every ``--curricula`` x ``--pacings``) runs
+through ``research.train.train_and_evaluate`` once per epoch budget; a shorter
+budget is an exact prefix of the longer run (same seeds, same competence
+schedule: ``config.curriculum_epochs`` does not depend on ``num_epochs``), so
+the budgets trace test accuracy over training. Writes ``curriculum.md`` (the
+table) and ``curriculum.json`` under ``--output`` and prints the table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+from absl import flags
+from ml_collections import config_flags
+
+from research import train
+from research.data import curriculum
+from scripts import cli
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "research/configs/sentiment_curriculum.py", "Experiment config file.",
+    lock_config=False)
+_OUTPUT = flags.DEFINE_string("output", None, "Directory for the runs and the table.")
+_CURRICULA = flags.DEFINE_list("curricula", list(curriculum.CURRICULA), "Difficulties to compare.")
+_PACINGS = flags.DEFINE_list("pacings", list(curriculum.PACING), "Pacing functions to compare.")
+_BUDGETS = flags.DEFINE_list("budgets", ["1", "2", "4", "8", "20"],
+                             "Epoch budgets, ascending; the last is the full run.")
+_TARGET = flags.DEFINE_float("target", 0.65, "Mean test accuracy whose first budget is reported.")
+flags.mark_flag_as_required("output")
+
+
+def settings(curricula: list[str], pacings: list[str]) -> list[tuple[str, str]]:
+    """(curriculum, pacing) pairs: random order first."""
+    for name in curricula:
+        if name not in curriculum.CURRICULA:
+            raise ValueError(f"unknown curriculum {name!r}; choose from {curriculum.CURRICULA}")
+    for name in pacings:
+        if name not in curriculum.PACING:
+            raise ValueError(f"unknown pacing {name!r}; choose from {sorted(curriculum.PACING)}")
+    return [("", "")] + [(c, p) for c in curricula for p in pacings]
+
+
+def parse_budgets(values: list[str]) -> list[int]:
+    budgets = [int(v) for v in values]
+    if not budgets or budgets != sorted(set(budgets)) or budgets[0] < 1:
+        raise ValueError(f"--budgets must be ascending positive integers, got {values}")
+    return budgets
+
+
+def _final_row(results: dict) -> np.ndarray:
+    """[runs, domains]: each seed's test accuracy per domain after training."""
+    return np.array([run["accuracy_matrix"][-1] for run in results["domain_il"]["runs"]])
+
+
+def run_setting(config, name: str, pacing: str, budgets: list[int], output: str) -> dict:
+    """Test accuracy after each budget for one setting."""
+    curve = []
+    for epochs in budgets:
+        run = config.copy_and_resolve_references()
+        run.curriculum, run.num_epochs = name, epochs
+        if pacing:
+            run.pacing = pacing
+        tag = f"{name or 'random'}_{pacing or 'none'}_e{epochs}"
+        results = train.train_and_evaluate(run, os.path.join(output, tag), overwrite=True)
+        acc = _final_row(results)
+        curve.append({"epochs": epochs, "steps": results["steps"], "overall": acc.mean(1).tolist(),
+                      "per_domain": acc.tolist()})
+    return {"curriculum": name, "pacing": pacing, "curve": curve}
+
+
+def _mean_std(values) -> str:
+    values = np.asarray(values)
+    return f"{values.mean():.3f} ± {values.std():.3f}"
+
+
+def first_reaching(curve: list[dict], target: float) -> str:
+    """Steps of the first budget whose mean overall accuracy reaches ``target``."""
+    for point in curve:
+        if np.mean(point["overall"]) >= target:
+            return f"{point['steps']} ({point['epochs']} ep)"
+    return "not reached"
+
+
+def table(rows: list[dict], domains: list[str], target: float) -> str:
+    budgets = [p["epochs"] for p in rows[0]["curve"]]
+    head = ([f"acc @{e} ep" for e in budgets] + [f"{d} @{budgets[-1]}" for d in domains]
+            + [f"steps to {target:.2f}"])
+    lines = ["| curriculum | pacing | " + " | ".join(head) + " |",
+             "|---|---|" + "---|" * len(head)]
+    for row in rows:
+        curve = row["curve"]
+        cells = [_mean_std(p["overall"]) for p in curve]
+        per_domain = np.asarray(curve[-1]["per_domain"])
+        cells += [_mean_std(per_domain[:, d]) for d in range(len(domains))]
+        cells.append(first_reaching(curve, target))
+        lines.append(f"| {row['curriculum'] or 'random order'} | {row['pacing'] or '-'} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def compare(config, output: str, curricula: list[str], pacings: list[str],
+            budgets: list[int], target: float) -> str:
+    os.makedirs(output, exist_ok=True)
+    # Every run has the same shapes: compile once, load from this cache after.
+    jax.config.update("jax_compilation_cache_dir", os.path.join(output, "xla_cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    rows = [run_setting(config, name, pacing, budgets, output)
+            for name, pacing in settings(curricula, pacings)]
+    domains = [d.strip() for d in str(config.domains).split(",") if d.strip()]
+    caption = (f"{config.num_seeds} seeds, test accuracy mean ± std over seeds (overall = mean "
+               f"of the {len(domains)} domains), c0={config.c0}, full competence after "
+               f"{config.curriculum_epochs} epochs.\n\n")
+    text = caption + table(rows, domains, target)
+    with open(os.path.join(output, "curriculum.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(output, "curriculum.json"), "w") as f:
+        json.dump({"config": json.loads(config.to_json()), "rows": rows}, f, indent=1)
+    return text
+
+
+def main(argv):
+    del argv
+    cli.run_guarded(lambda: print(compare(
+        _CONFIG.value, _OUTPUT.value, _CURRICULA.value, _PACINGS.value,
+        parse_budgets(_BUDGETS.value), _TARGET.value), end=""))
+
+
+if __name__ == "__main__":
+    cli.main(main)

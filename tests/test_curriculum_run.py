@@ -1,0 +1,122 @@
+"""The curriculum hook of a run: per-epoch masks follow c(t); off means random order unchanged."""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from research import train
+from research.data import curriculum as cl
+
+
+def _config(**fields) -> ml_collections.ConfigDict:
+    base = {"curriculum": "length", "pacing": "linear", "c0": 0.1, "curriculum_epochs": 4,
+            "num_epochs": 8, "eval_batch_size": 4}
+    return ml_collections.ConfigDict({**base, **fields})
+
+
+def _pool(valid: np.ndarray, features: int = 2) -> dict:
+    runs, rows = valid.shape
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(runs, rows, features)), jnp.float32)
+    return {"x": x, "y": jnp.zeros((runs, rows), jnp.int32), "valid": jnp.asarray(valid),
+            "task": jnp.zeros((runs, rows), jnp.int32),
+            "logit_mask": jnp.ones((runs, rows, 2), bool)}
+
+
+@pytest.mark.parametrize("pacing", sorted(cl.PACING))
+def test_mask_fraction_follows_competence(pacing):
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=(2, 1, 30)).astype(np.float32)  # [R, T, N]
+    valid = np.ones((2, 30), bool)
+    valid[1, 25:] = False  # run 1 has 25 real rows, then padding
+    config = _config(pacing=pacing)
+    pacer = cl.Pacer(config, scores, "task", apply_fn=None)
+    competence = cl.pacing_function(pacing, 4, 0.1)
+    for epoch in range(8):
+        mask = np.asarray(pacer.pool(_pool(valid), 0, epoch, None)["valid"])
+        chex.assert_shape(mask, (2, 30))
+        c = float(competence(epoch))
+        for r, n in enumerate((30, 25)):
+            kept = np.flatnonzero(mask[r])
+            assert len(kept) == int(np.ceil(c * n - 1e-6)), (epoch, r)
+            assert not mask[r, n:].any()  # padding never becomes valid
+            easiest = np.argsort(scores[r, 0, :n], kind="stable")[: len(kept)]
+            np.testing.assert_array_equal(np.sort(easiest), kept)
+    assert np.asarray(pacer.pool(_pool(valid), 0, 4, None)["valid"]).sum() == 55  # c = 1
+
+
+def test_joint_pools_rank_every_task_together():
+    scores = np.arange(12, dtype=np.float32).reshape(1, 3, 4)[:, ::-1].copy()  # last task easiest
+    pacer = cl.Pacer(_config(c0=0.25, pacing="step"), scores, "all", apply_fn=None)
+    mask = np.asarray(pacer.pool(_pool(np.ones((1, 12), bool)), 2, 0, None)["valid"])
+    np.testing.assert_array_equal(np.flatnonzero(mask[0]), [8, 9, 10])  # 3 of 12: task 2
+
+
+def test_self_paced_keeps_the_rows_the_model_finds_easiest():
+    valid = np.ones((1, 10), bool)
+    pool = _pool(valid, features=1)
+    # logits (x, -x) with label 0: loss falls as x grows, so the largest x are easiest.
+    apply_fn = lambda params, x: jnp.concatenate([x * params, -x * params], -1)
+    pacer = cl.Pacer(_config(curriculum="self_paced", c0=0.3), None, "task", apply_fn)
+    mask = np.asarray(pacer.pool(pool, 0, 0, jnp.ones((1,)))["valid"])[0]
+    largest = np.argsort(-np.asarray(pool["x"])[0, :, 0])[:3]
+    np.testing.assert_array_equal(np.flatnonzero(mask), np.sort(largest))
+
+
+def test_example_losses_match_a_direct_cross_entropy():
+    x = jnp.asarray(np.random.default_rng(2).normal(size=(7, 3)), jnp.float32)
+    y = jnp.asarray([0, 1, 2, 0, 1, 2, 0])
+    mask = jnp.ones((7, 3), bool).at[:, 2].set(jnp.asarray([0, 0, 1, 1, 1, 1, 1], bool))
+    losses = cl.example_losses(lambda p, a: a * p, 1.0, x, y, mask, chunk=4)
+    logits = jnp.where(mask, x, -1e9)
+    want = -jax.nn.log_softmax(logits)[jnp.arange(7), y]
+    np.testing.assert_allclose(losses, want, rtol=1e-5)
+
+
+def test_text_difficulties():
+    texts = ["good", "bad film", "a truly great film", "awful, awful acting"] * 3
+    labels = np.array([2, 0, 2, 0] * 3)
+    np.testing.assert_array_equal(cl.text_difficulty("length", texts, labels)[:4], [1, 2, 4, 4])
+    teacher = cl.text_difficulty("teacher_loss", texts, labels)
+    assert teacher.shape == (12,) and np.all(np.isfinite(teacher)) and np.all(teacher > 0)
+    with pytest.raises(ValueError, match="unknown text difficulty 'self_paced'"):
+        cl.text_difficulty("self_paced", texts, labels)
+
+
+def test_from_config_off_unknown_and_non_text():
+    assert cl.Pacer.from_config(_config(curriculum=""), [0], 4, "task", None) is None
+    assert cl.Pacer.from_config(ml_collections.ConfigDict({}), [0], 4, "task", None) is None
+    with pytest.raises(ValueError, match="unknown config.curriculum 'easy'"):
+        cl.Pacer.from_config(_config(curriculum="easy"), [0], 4, "task", None)
+    with pytest.raises(ValueError, match="dataset 'split_digits' has none"):
+        cl.Pacer.from_config(_config(dataset="split_digits"), [0], 4, "task", None)
+
+
+def _digits_results(config, workdir) -> np.ndarray:
+    results = train.train_and_evaluate(config, str(workdir))
+    return np.asarray(results["class_il"]["runs"][0]["accuracy_matrix"])
+
+
+def test_off_and_full_competence_leave_training_unchanged(digits_config, tmp_path):
+    digits_config.num_tasks, digits_config.num_epochs = 2, 2
+    plain = _digits_results(digits_config, tmp_path / "plain")
+    digits_config.curriculum, digits_config.c0 = "", 0.1
+    off = _digits_results(digits_config, tmp_path / "off")
+    digits_config.curriculum, digits_config.c0 = "self_paced", 1.0
+    full = _digits_results(digits_config, tmp_path / "full")
+    np.testing.assert_array_equal(off, plain)
+    np.testing.assert_array_equal(full, plain)
+
+
+@pytest.mark.slow
+def test_a_partial_curriculum_changes_training(digits_config, tmp_path):
+    digits_config.num_tasks, digits_config.num_epochs = 2, 2
+    plain = _digits_results(digits_config, tmp_path / "plain")
+    digits_config.curriculum, digits_config.c0, digits_config.curriculum_epochs = (
+        "self_paced", 0.05, 2)
+    paced = _digits_results(digits_config, tmp_path / "paced")
+    assert not np.array_equal(paced, plain)
