@@ -73,9 +73,15 @@ def _keep_grads(grads: Params, params: Params, state: State, batch: Batch,
     return grads
 
 
+def _no_penalty(params: Params, state: State) -> tuple[jax.Array, Aux]:
+    del params, state
+    return jnp.zeros(()), {}
+
+
 def _keep_state_after_step(state: State, old_params: Params, new_params: Params,
-                           grads: Params, batch: Batch, rng: jax.Array) -> State:
-    del old_params, new_params, grads, batch, rng
+                           grads: Params, batch: Batch, apply_fn: ApplyFn,
+                           rng: jax.Array) -> State:
+    del old_params, new_params, grads, batch, apply_fn, rng
     return state
 
 
@@ -98,13 +104,18 @@ class Algorithm:
         Algorithm state created at the start of the run (anchors, buffers...).
         Its shapes must not change across tasks.
     loss(params, state, batch, apply_fn, rng) -> (loss, aux)
-        Task loss plus the method's penalty. ``aux`` holds scalars to log;
-        keep ``aux['task_loss']`` the plain task loss (SI integrates it).
+        The data terms: task loss plus any term that needs the model's outputs
+        (distillation, replay). ``aux`` holds scalars to log; keep
+        ``aux['task_loss']`` the plain task loss.
+    penalty(params, state) -> (penalty, aux)
+        A regulariser of the parameters alone (EWC, SI, MAS, L2). The engine
+        adds its value and gradient to the loss's; it costs no pass through
+        the model, and keeps the loss's gradient the data gradient.
     grads(grads, params, state, batch, apply_fn, rng) -> grads
         Gradient surgery before the optimizer (A-GEM projection).
-    after_step(state, old_params, new_params, grads, batch, rng) -> state
-        Bookkeeping after each update (SI path integral, buffer insertion).
-        ``grads`` are those of the task loss alone.
+    after_step(state, old_params, new_params, grads, batch, apply_fn, rng) -> state
+        Bookkeeping after each update (SI path integral, buffer insertion,
+        DER's logits). ``grads`` are the loss hook's, without the penalty's.
     end_task(params, state, task_data, apply_fn, rng) -> state
         Consolidation after a task (Fisher, anchors, teacher snapshot).
         ``task_data`` is the whole task's padded training set as a batch.
@@ -115,12 +126,11 @@ class Algorithm:
     train_on: which data each stage trains on: ``'task'`` (the current task),
         ``'seen'`` (all tasks so far, the cumulative bound) or ``'all'``
         (every task at once, a single stage: the joint bound).
-    needs_task_grads: whether ``after_step`` needs the task-loss gradient
-        separately from the total gradient (costs one more backward pass).
     """
 
     init: Callable[[Params, jax.Array], State] = _no_state
     loss: Callable[..., tuple[jax.Array, Aux]] = _task_loss_only
+    penalty: Callable[[Params, State], tuple[jax.Array, Aux]] = _no_penalty
     grads: Callable[..., Params] = _keep_grads
     after_step: Callable[..., State] = _keep_state_after_step
     end_task: Callable[..., State] = _keep_state_end_task
@@ -129,7 +139,10 @@ class Algorithm:
         lambda base: base
     )
     train_on: str = "task"
-    needs_task_grads: bool = False
+
+    @property
+    def has_penalty(self) -> bool:
+        return self.penalty is not _no_penalty
 
 
 def tree_sum(tree: Params) -> jax.Array:

@@ -55,10 +55,10 @@ def make(hp: dict) -> Algorithm:
                           jnp.zeros((), jnp.int32))
 
     def loss(params, state, batch, apply_fn, rng):
-        plain = cross_entropy(apply_fn(params, batch["x"]), batch)
         memory = replay_buffer.sample(state.buffer, rng, count, batch["x"])
         joint = replay_buffer.concat(batch, memory)
         logits = apply_fn(params, joint["x"])
+        plain = cross_entropy(logits[: batch["y"].shape[0]], batch)
         targets = consistency_targets(
             jax.lax.stop_gradient(apply_fn(state.plastic, memory["x"])),
             jax.lax.stop_gradient(apply_fn(state.stable, memory["x"])), memory)
@@ -67,8 +67,8 @@ def make(hp: dict) -> Algorithm:
         total = cross_entropy(logits, joint) + hp["clser_reg_weight"] * consistency
         return total, {"task_loss": plain, "consistency": consistency}
 
-    def after_step(state, old_params, new_params, grads, batch, rng):
-        del old_params, grads
+    def after_step(state, old_params, new_params, grads, batch, apply_fn, rng):
+        del old_params, grads, apply_fn
         add_rng, plastic_rng, stable_rng = jax.random.split(rng, 3)
         step = state.step + 1
         return CLSERState(

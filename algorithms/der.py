@@ -2,10 +2,9 @@
 
     L = L_task + alpha * || z(x_buf) - z_stored ||^2   (mean over the stored task-masked classes)
 
-Rows enter a reservoir in ``after_step``, which sees no model function, so a
-row's logits are recorded by ``end_task`` with the model at the end of the
-task the row came from; until then the row is skipped by the logit term. (The
-paper records them at insertion, mid-task; ``has_logits`` marks the rows ready.)
+Rows enter a reservoir in ``after_step`` with their logits under the
+parameters the step started from: the outputs of the step's own forward pass,
+as in the paper (the logits of a row are never refreshed).
 """
 
 from __future__ import annotations
@@ -30,12 +29,11 @@ def logit_matching(logits: jax.Array, memory: dict) -> jax.Array:
     return jnp.sum(per_row * weight) / jnp.maximum(jnp.sum(weight), 1.0)
 
 
-def record_logits(params, buf: replay_buffer.Buffer, like_x: jax.Array, apply_fn):
-    """Stores the current model's logits for the rows that have none yet."""
-    fresh = buf.valid & ~buf.has_logits
-    logits = apply_fn(params, replay_buffer.inputs(buf, like_x))
-    return buf._replace(logits=jnp.where(fresh[:, None], logits, buf.logits),
-                        has_logits=buf.has_logits | fresh)
+def insert_with_logits(buf: replay_buffer.Buffer, old_params, batch, apply_fn,
+                       rng: jax.Array) -> replay_buffer.Buffer:
+    """Reservoir insertion of the batch with the logits the step trained on."""
+    logits = jax.lax.stop_gradient(apply_fn(old_params, batch["x"]))
+    return replay_buffer.reservoir_add(buf, {**batch, "logits": logits}, rng)
 
 
 def make_der(hp: dict, alpha: jax.Array, beta: jax.Array | None) -> Algorithm:
@@ -45,7 +43,7 @@ def make_der(hp: dict, alpha: jax.Array, beta: jax.Array | None) -> Algorithm:
     def loss(params, buf, batch, apply_fn, rng):
         logit_rng, label_rng = jax.random.split(rng)
         plain = cross_entropy(apply_fn(params, batch["x"]), batch)
-        memory = replay_buffer.sample(buf, logit_rng, count, batch["x"], only=buf.has_logits)
+        memory = replay_buffer.sample(buf, logit_rng, count, batch["x"])
         matching = logit_matching(apply_fn(params, memory["x"]), memory)
         total, aux = plain + alpha * matching, {"task_loss": plain, "logit_matching": matching}
         if beta is not None:
@@ -54,12 +52,11 @@ def make_der(hp: dict, alpha: jax.Array, beta: jax.Array | None) -> Algorithm:
             total = total + beta * aux["label_replay"]
         return total, aux
 
-    def end_task(params, buf, task_data, apply_fn, rng):
-        del rng
-        return record_logits(params, buf, task_data["x"], apply_fn)
+    def after_step(buf, old_params, new_params, grads, batch, apply_fn, rng):
+        del new_params, grads
+        return insert_with_logits(buf, old_params, batch, apply_fn, rng)
 
-    return Algorithm(init=replay.init_buffer(hp), loss=loss, end_task=end_task,
-                     after_step=replay.insert_after_step(replay_buffer.reservoir_add))
+    return Algorithm(init=replay.init_buffer(hp), loss=loss, after_step=after_step)
 
 
 def make(hp: dict) -> Algorithm:

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from algorithms import fisher
-from algorithms.base import Algorithm, Params, task_loss, tree_sum
+from algorithms.base import Algorithm, Params, tree_sum
 
 NAME = "ewc"
 COMPATIBILITY = ("class", "task", "domain")
@@ -63,11 +63,9 @@ def make(hp: dict) -> Algorithm:
         stack = jax.tree_util.tree_map(lambda p: jnp.zeros((slots,) + p.shape, p.dtype), params)
         return EWCState(stack, stack, jnp.zeros((), jnp.int32), _moments(stack, stack))
 
-    def loss(params, state, batch, apply_fn, rng):
-        del rng
-        plain = task_loss(params, batch, apply_fn)
+    def ewc_penalty(params, state):
         reg = penalty(params, state)
-        return plain + 0.5 * hp["ewc_lambda"] * reg, {"task_loss": plain, "penalty": reg}
+        return 0.5 * hp["ewc_lambda"] * reg, {"penalty": reg}
 
     def end_task(params, state, task_data, apply_fn, rng):
         new = fisher.diagonal_fisher(params, task_data, apply_fn, rng, hp["fisher_type"],
@@ -78,4 +76,4 @@ def make(hp: dict) -> Algorithm:
         anchors = jax.tree_util.tree_map(put, state.anchor, params)
         return EWCState(fishers, anchors, state.count + 1, _moments(fishers, anchors))
 
-    return Algorithm(init=init, loss=loss, end_task=end_task)
+    return Algorithm(init=init, penalty=ewc_penalty, end_task=end_task)

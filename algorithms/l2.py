@@ -24,4 +24,5 @@ def make(hp: dict) -> Algorithm:
                                   params)
 
     return Algorithm(init=lambda params, rng: quadratic.init(params),
-                     loss=quadratic.make_loss(0.5 * hp["l2_lambda"]), end_task=end_task)
+                     penalty=quadratic.make_penalty(0.5 * hp["l2_lambda"]),
+                     end_task=end_task)

@@ -25,4 +25,5 @@ def make(hp: dict) -> Algorithm:
         return quadratic.Anchored(total, params)
 
     return Algorithm(init=lambda params, rng: quadratic.init(params),
-                     loss=quadratic.make_loss(hp["mas_lambda"]), end_task=end_task)
+                     penalty=quadratic.make_penalty(hp["mas_lambda"]),
+                     end_task=end_task)

@@ -28,5 +28,5 @@ def make(hp: dict) -> Algorithm:
         return quadratic.Anchored(decayed, params)
 
     return Algorithm(init=lambda params, rng: quadratic.init(params),
-                     loss=quadratic.make_loss(0.5 * hp["online_ewc_lambda"]),
+                     penalty=quadratic.make_penalty(0.5 * hp["online_ewc_lambda"]),
                      end_task=end_task)

@@ -3,7 +3,7 @@
     L = L_task + strength * sum_i w_i (theta_i - anchor_i)^2
 
 Methods differ only in how they compute the importances ``w`` at a task's end
-(or along the path); the state and the loss are this one pair.
+(or along the path); the state and the penalty hook are this one pair.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from algorithms.base import Aux, Params, task_loss, tree_weighted_sq_dist
+from algorithms.base import Aux, Params, tree_weighted_sq_dist
 
 
 class Anchored(NamedTuple):
@@ -26,13 +26,11 @@ def init(params: Params) -> Anchored:
     return Anchored(jax.tree_util.tree_map(jnp.zeros_like, params), params)
 
 
-def make_loss(strength: jax.Array) -> Callable[..., tuple[jax.Array, Aux]]:
-    """loss(params, state, batch, apply_fn, rng) for a state with ``importance``/``anchor``."""
+def make_penalty(strength: jax.Array) -> Callable[..., tuple[jax.Array, Aux]]:
+    """penalty(params, state) for a state with ``importance``/``anchor``."""
 
-    def loss(params, state, batch, apply_fn, rng):
-        del rng
-        plain = task_loss(params, batch, apply_fn)
+    def penalty(params, state):
         reg = tree_weighted_sq_dist(state.importance, params, state.anchor)
-        return plain + strength * reg, {"task_loss": plain, "penalty": reg}
+        return strength * reg, {"penalty": reg}
 
-    return loss
+    return penalty

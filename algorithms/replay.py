@@ -25,8 +25,8 @@ def init_buffer(hp: dict) -> Callable:
 def insert_after_step(add: AddFn) -> Callable:
     """after_step that offers each trained batch to the buffer."""
 
-    def after_step(state, old_params, new_params, grads, batch, rng):
-        del old_params, new_params, grads
+    def after_step(state, old_params, new_params, grads, batch, apply_fn, rng):
+        del old_params, new_params, grads, apply_fn
         return add(state, batch, rng)
 
     return after_step
@@ -37,8 +37,9 @@ def make_experience_replay(hp: dict, add: AddFn) -> Algorithm:
     count = int(hp["replay_batch_size"])
 
     def loss(params, buf, batch, apply_fn, rng):
-        plain = cross_entropy(apply_fn(params, batch["x"]), batch)
         joint = replay_buffer.concat(batch, replay_buffer.sample(buf, rng, count, batch["x"]))
-        return cross_entropy(apply_fn(params, joint["x"]), joint), {"task_loss": plain}
+        logits = apply_fn(params, joint["x"])
+        plain = cross_entropy(logits[: batch["y"].shape[0]], batch)  # one forward pass
+        return cross_entropy(logits, joint), {"task_loss": plain}
 
     return Algorithm(init=init_buffer(hp), loss=loss, after_step=insert_after_step(add))

@@ -4,7 +4,8 @@ Insertion happens in ``after_step``, so the buffer lives in the algorithm
 state and is checkpointed, vmapped over seeds and never leaves the device.
 Inputs are stored flattened (``[S, D]``) and reshaped to the batch's layout
 when sampled; ``logit_mask`` and ``task`` are stored so task-IL replay masks
-each example to its own task's classes. ``logits`` hold DER's targets.
+each example to its own task's classes. ``logits`` hold DER's targets, written
+with the row when the offered batch carries ``logits``.
 
 Two insertion policies:
 
@@ -34,8 +35,7 @@ class Buffer(NamedTuple):
     y: jax.Array  # [S] int32
     logit_mask: jax.Array  # [S, C] bool
     task: jax.Array  # [S] int32
-    logits: jax.Array  # [S, C] float32: DER targets
-    has_logits: jax.Array  # [S] bool
+    logits: jax.Array  # [S, C] float32: DER targets (zeros when not offered)
     valid: jax.Array  # [S] bool
     num_seen: jax.Array  # [] int32: real examples offered so far
     class_seen: jax.Array  # [C] int32: real examples offered per class
@@ -46,7 +46,7 @@ def empty(size: int, input_size: int, num_classes: int) -> Buffer:
         raise ValueError(f"config.hp.buffer_size must be >= 1, got {size}")
     return Buffer(jnp.zeros((size, input_size), jnp.float32), jnp.zeros((size,), jnp.int32),
                   jnp.zeros((size, num_classes), bool), jnp.zeros((size,), jnp.int32),
-                  jnp.zeros((size, num_classes), jnp.float32), jnp.zeros((size,), bool),
+                  jnp.zeros((size, num_classes), jnp.float32),
                   jnp.zeros((size,), bool), jnp.zeros((), jnp.int32),
                   jnp.zeros((num_classes,), jnp.int32))
 
@@ -61,17 +61,20 @@ def for_params(params: Params, hp: dict) -> Buffer:
 def rows_of(batch: Batch) -> dict:
     """The fields a buffer stores, inputs flattened."""
     x = model_info.flatten_inputs(batch["x"])
-    return {"x": x, "y": batch["y"].astype(jnp.int32), "logit_mask": batch["logit_mask"],
+    rows = {"x": x, "y": batch["y"].astype(jnp.int32), "logit_mask": batch["logit_mask"],
             "task": batch.get("task", jnp.zeros_like(batch["y"])).astype(jnp.int32)}
+    if "logits" in batch:
+        rows["logits"] = batch["logits"].astype(jnp.float32)
+    return rows
 
 
 def _write(buf: Buffer, slots: jax.Array, rows: dict) -> Buffer:
-    """Rows go to ``slots``; a slot equal to the size drops the row. Logits become stale."""
+    """Rows go to ``slots``; a slot equal to the size drops the row."""
     put = lambda a, v: a.at[slots].set(v, mode="drop")
+    logits = put(buf.logits, rows["logits"]) if "logits" in rows else buf.logits
     return buf._replace(x=put(buf.x, rows["x"]), y=put(buf.y, rows["y"]),
                         logit_mask=put(buf.logit_mask, rows["logit_mask"]),
-                        task=put(buf.task, rows["task"]),
-                        has_logits=put(buf.has_logits, jnp.zeros_like(rows["y"], bool)),
+                        task=put(buf.task, rows["task"]), logits=logits,
                         valid=put(buf.valid, jnp.ones_like(rows["y"], bool)))
 
 
@@ -128,13 +131,9 @@ def balanced_add(buf: Buffer, batch: Batch, rng: jax.Array) -> Buffer:
     return buf
 
 
-def sample(buf: Buffer, rng: jax.Array, count: int, like_x: jax.Array,
-           only: jax.Array | None = None) -> dict:
-    """``count`` distinct stored rows as a batch shaped like ``like_x`` (weight 0 if missing).
-
-    ``only`` ([S] bool) restricts the draw (DER's rows that hold logits).
-    """
-    eligible = buf.valid if only is None else buf.valid & only
+def sample(buf: Buffer, rng: jax.Array, count: int, like_x: jax.Array) -> dict:
+    """``count`` distinct stored rows as a batch shaped like ``like_x`` (weight 0 if missing)."""
+    eligible = buf.valid
     keys = jnp.where(eligible, jax.random.uniform(rng, eligible.shape), 2.0)
     ids = jnp.argsort(keys)[:count]
     return {"x": buf.x[ids].reshape((ids.shape[0],) + like_x.shape[1:]).astype(like_x.dtype),

@@ -1,8 +1,8 @@
 """Synaptic intelligence (Zenke et al. 2017): importance from the path integral of the loss.
 
 Along a task, w_i += -g_i * (theta_i(t+1) - theta_i(t)) with g the gradient of
-the TASK loss alone (the engine passes it when ``needs_task_grads``; the
-penalty's own gradient must not count). At the task's end
+the TASK loss alone (``after_step`` receives the loss hook's gradient; the
+penalty's own gradient, from the penalty hook, must not count). At the task's end
 
     Omega_i += w_i / ((Delta theta_i)^2 + xi),   Delta theta = theta_end - theta_start,
 
@@ -44,8 +44,8 @@ def make(hp: dict) -> Algorithm:
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
         return SIState(zeros, params, zeros)
 
-    def after_step(state, old_params, new_params, grads, batch, rng):
-        del batch, rng
+    def after_step(state, old_params, new_params, grads, batch, apply_fn, rng):
+        del batch, apply_fn, rng
         path = jax.tree_util.tree_map(lambda w, g, new, old: w - g * (new - old),
                                       state.path, grads, new_params, old_params)
         return state._replace(path=path)
@@ -54,5 +54,5 @@ def make(hp: dict) -> Algorithm:
         del task_data, apply_fn, rng
         return consolidate(state, params, hp["si_xi"])
 
-    return Algorithm(init=init, loss=quadratic.make_loss(hp["si_c"]), after_step=after_step,
-                     end_task=end_task, needs_task_grads=True)
+    return Algorithm(init=init, penalty=quadratic.make_penalty(hp["si_c"]),
+                     after_step=after_step, end_task=end_task)

@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 
 
 class CheckpointError(ValueError):

@@ -117,7 +117,8 @@ def _offer_old_data(eng: engine_lib.Engine, state: engine_lib.RunState, pool: di
         rng, key = jax.random.split(rng)
         batch = engine_lib._as_batch(pool, step_ids)
         batch["weight"] = batch["weight"] * step_valid
-        alg_state = alg.after_step(alg_state, state.params, state.params, zeros, batch, key)
+        alg_state = alg.after_step(alg_state, state.params, state.params, zeros, batch,
+                                   eng.apply_fn, key)
         return (alg_state, rng), None
 
     shape = (steps, eng.batch_size)

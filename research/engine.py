@@ -156,16 +156,19 @@ class Engine:
 
     def _train_step(self, alg: base.Algorithm, opt, state: RunState, batch: base.Batch):
         rng, step_rng, after_rng = jax.random.split(state.rng, 3)
-        (loss, aux), grads = jax.value_and_grad(alg.loss, has_aux=True)(
+        (loss, aux), data_grads = jax.value_and_grad(alg.loss, has_aux=True)(
             state.params, state.alg_state, batch, self.apply_fn, step_rng)
-        task_grads = grads
-        if alg.needs_task_grads:
-            task_grads = jax.grad(base.task_loss)(state.params, batch, self.apply_fn)
+        grads = data_grads
+        if alg.has_penalty:
+            (penalty, penalty_aux), penalty_grads = jax.value_and_grad(
+                alg.penalty, has_aux=True)(state.params, state.alg_state)
+            loss, aux = loss + penalty, {**aux, **penalty_aux}
+            grads = jax.tree_util.tree_map(jnp.add, data_grads, penalty_grads)
         grads = alg.grads(grads, state.params, state.alg_state, batch, self.apply_fn, step_rng)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        alg_state = alg.after_step(state.alg_state, state.params, params, task_grads, batch,
-                                   after_rng)
+        alg_state = alg.after_step(state.alg_state, state.params, params, data_grads, batch,
+                                   self.apply_fn, after_rng)
         new = RunState(params, opt_state, alg_state, rng, state.step + 1)
         metrics = {"loss": loss, **aux}
         if self.skip_nonfinite:

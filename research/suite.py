@@ -32,8 +32,8 @@ NOTES = """
   rows (`fisher_samples=0`). Offline EWC keeps one Fisher and anchor per task.
 - SI integrates the task-loss gradient only; MAS uses per-example gradients of
   the squared L2 norm of the task-masked output.
-- DER / DER++ record a stored row's logits at the end of the task it came from
-  (`after_step` has no model function), not at insertion as in the paper.
+- DER / DER++ store a row's logits at insertion, from the step's own forward
+  pass, as in the paper.
 - LwF distils the previous model on the union of the old classes.
 - iCaRL: herding exemplars, sigmoid distillation, nearest-mean-of-exemplars
   prediction on the head's input features; class- and task-IL only.
