@@ -141,3 +141,16 @@ def test_cached_features_probe_and_distillation(tmp_path):
                    teacher_workdir=str(tmp_path / "teacher"))
     out = _one_epoch(student, tmp_path / "student")
     assert 0 <= out["test_accuracy"][0] <= 1
+
+
+def test_encode_features_is_memoised_on_the_tokens():
+    config = _config("linear_probe", encoder_layers=1)
+    packed = np.stack([np.array([[101, 2204, 102, 0], [1, 1, 1, 0], [0, 0, 0, 0]], np.int32)] * 2)
+    first = finetune.encode_features(config, packed)
+    assert first.shape == (2, 384) and np.all(np.isfinite(first))
+    assert finetune.encode_features(config, packed.copy()) is first  # same tokens: no re-encoding
+    other = packed.copy()
+    other[1, 0, 1] = 2919
+    second = finetune.encode_features(config, other)
+    assert second is not first and not np.allclose(second[1], first[1])
+    np.testing.assert_allclose(second[0], first[0], atol=1e-5)

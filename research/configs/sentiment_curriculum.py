@@ -20,7 +20,7 @@ def get_config(runlocal: str = ""):
     config = sentiment_domains.get_config(runlocal)
     # Stream: every domain's training rows in one pool.
     config.algorithm = "joint"
-    config.max_examples_per_domain = 1000
+    config.max_examples_per_domain = 600
     # Model: a small head on the frozen encoder's sentence vectors.
     config.cached_features = True
     config.model = "mlp"
