@@ -22,12 +22,10 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-import algorithms
 import models
-from research import checkpoint, config_check, optim, report
+from research import checkpoint, report
 from research import engine as engine_lib
 from research import train as train_lib
-from research.data import load as data_load
 from research.data import text_files, text_stream
 
 UPDATE_METHODS = {"ewc": "ewc", "replay": "er", "lwf": "lwf", "naive": "naive"}
@@ -134,33 +132,18 @@ def prepare_update(config: ml_collections.ConfigDict, workdir: str) -> None:
     """
     if os.path.isdir(os.path.join(workdir, "checkpoints")):
         return
-    config_check.validate(config)
     _, old_params = load_params(config.update_from)
-    method = algorithms.load(config.algorithm)
-    grid = config_check.run_grid(config)
-    seeds = [seed for seed, _ in grid]
-    streams = [data_load.make_stream(config, s) for s in seeds]
-    data = train_lib.RunData(streams, config.scenario, method.make(grid[0][1]).train_on,
-                             config.eval_batch_size)
-    model = models.load(config.model).build(config, data.num_classes)
-    names = sorted(engine_lib.split_hparams(grid[0][1])[0])
-    hp = {k: jnp.asarray([h[k] for _, h in grid], jnp.float32) for k in names}
-    eng = engine_lib.Engine(model, method, config.hp.to_dict(), optim.from_config(config),
-                            config.batch_size, data.steps_per_epoch(config.batch_size),
-                            config.eval_batch_size, config.skip_nonfinite)
-    rngs = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-    sample_x = jax.tree_util.tree_map(lambda a: jnp.asarray(a[0, 0, :1]), data.train_x)
-    state = eng.init(rngs, hp, sample_x)
+    run = train_lib.build_run(config)
+    eng, hp, data = run.eng, run.hp, run.data
     params = jax.tree_util.tree_map(
         lambda old, new: jnp.broadcast_to(jnp.asarray(old, new.dtype), new.shape),
-        old_params, state.params)
-    state = state._replace(params=params)
+        old_params, run.state.params)
+    state = run.state._replace(params=params)
     pool = jax.tree_util.tree_map(jnp.asarray, data.train_pool(0))
     state = jax.jit(jax.vmap(lambda s, p, h: _offer_old_data(eng, s, p, h)))(state, pool, hp)
     state = eng.end_task(state, pool, hp)
-    test = jax.tree_util.tree_map(jnp.asarray, data.test)
-    before = jax.device_get(eng.evaluate(state, test, jnp.asarray(data.task_classes), hp))
-    runs, tasks = len(grid), data.num_tasks
+    before = jax.device_get(eng.evaluate(state, run.test, run.task_classes, hp))
+    runs, tasks = len(run.grid), data.num_tasks
     acc = {}
     for key in ("class_il", "task_il"):
         acc[key] = np.zeros((runs, tasks, tasks))

@@ -15,6 +15,7 @@ import os
 import resource
 import shutil
 import time
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -192,20 +193,34 @@ def _peak_memory_bytes() -> dict:
     return {"device": int(stats.get("peak_bytes_in_use", 0)), "host": int(host)}
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       overwrite: bool = False) -> dict:
-    """Runs (or resumes) the config's continual stream and writes its reports to workdir."""
+class Run(NamedTuple):
+    """A config made ready to train: data, the compiled engine, and every run's initial state."""
+
+    grid: list[tuple[int, dict]]  # (seed, hyper-parameters) of each vmapped run
+    data: RunData
+    model_module: Any  # the models/ module (growth reports, pretrained weights)
+    eng: engine_lib.Engine
+    hp: dict[str, jax.Array]  # the traced hyper-parameters, [runs] each
+    state: engine_lib.RunState
+    test: dict
+    task_classes: jax.Array
+
+    @property
+    def seeds(self) -> list[int]:
+        return [seed for seed, _ in self.grid]
+
+
+def build_run(config: ml_collections.ConfigDict) -> Run:
+    """Loads the stream of every (seed, hyper-parameter) run, builds the engine, inits state."""
     config_check.validate(config)
     method = algorithms.load(config.algorithm)
     grid = config_check.run_grid(config)
     seeds = [seed for seed, _ in grid]
-    _prepare_workdir(workdir, config, overwrite)
-
     by_seed = {seed: data_load.make_stream(config, seed) for seed in sorted(set(seeds))}
-    probe = method.make(grid[0][1])
-    data = RunData([by_seed[s] for s in seeds], config.scenario, probe.train_on,
+    data = RunData([by_seed[s] for s in seeds], config.scenario, method.make(grid[0][1]).train_on,
                    config.eval_batch_size)
-    model = models.load(config.model).build(config, data.num_classes)
+    model_module = models.load(config.model)
+    model = model_module.build(config, data.num_classes)
     traced_names = sorted(engine_lib.split_hparams(grid[0][1])[0])
     hp = {k: jnp.asarray([h[k] for _, h in grid], jnp.float32) for k in traced_names}
     eng = engine_lib.Engine(
@@ -213,14 +228,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         optim.from_config(config),
         config.batch_size, data.steps_per_epoch(config.batch_size), config.eval_batch_size,
         config.skip_nonfinite, **distributed.engine_options(config))
-
     rngs = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     sample_x = jax.tree_util.tree_map(lambda a: jnp.asarray(a[0, 0, :1]), data.train_x)
     state = eng.init(rngs, hp, sample_x)
-    if hasattr(model_module := models.load(config.model), "pretrained_params"):
+    if hasattr(model_module, "pretrained_params"):
         state = state._replace(params=model_module.pretrained_params(config, state.params))
-    test = jax.tree_util.tree_map(jnp.asarray, data.test)
-    task_classes = jnp.asarray(data.task_classes)
+    return Run(grid, data, model_module, eng, hp, state,
+               jax.tree_util.tree_map(jnp.asarray, data.test), jnp.asarray(data.task_classes))
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       overwrite: bool = False) -> dict:
+    """Runs (or resumes) the config's continual stream and writes its reports to workdir."""
+    config_check.validate(config)
+    _prepare_workdir(workdir, config, overwrite)
+    run = build_run(config)
+    grid, seeds, data, eng, hp, state = run.grid, run.seeds, run.data, run.eng, run.hp, run.state
+    test, task_classes = run.test, run.task_classes
     random_init = jax.device_get(eng.evaluate(state, test, task_classes, hp))
 
     runs, tasks, epochs = len(grid), data.num_tasks, config.num_epochs
@@ -282,8 +306,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
     results = _results(config, grid, acc, random_init, rows, eng, train_seconds,
                        len(stages) * epochs * eng.steps_per_epoch)
-    if hasattr(model_module, "parameter_growth"):  # growing models report size per task
-        results["parameters_per_task"] = model_module.parameter_growth(
+    if hasattr(run.model_module, "parameter_growth"):  # growing models report their size
+        results["parameters_per_task"] = run.model_module.parameter_growth(
             _tree_index(jax.device_get(state.params), 0))
     if distributed.is_primary():
         _write_reports(results, rows, workdir, config)

@@ -4,10 +4,11 @@ Run by scripts.bench under an interpreter that has torch and avalanche-lib
 (possibly another virtual environment, so this file imports neither jax nor
 our packages): the same 8x8 digits, 70/30 stratified split, 5 tasks of 2
 classes, MLP 2x400, batch 32, Adam 1e-3, the same epochs per task. Prints
-one JSON line per strategy: iterations, train seconds, steps/s. (Avalanche's
-LwF needs task-labelled datasets, so it is not part of the default set.)
+one JSON line per strategy and seed: wall and train seconds, steps/s overall
+and in steady state, and the final class-IL accuracy. (Avalanche's LwF reads
+task labels, so the datasets carry task label 0.)
 
-  python research/bench/avalanche_workload.py --epochs=50 --strategies=naive,ewc
+  python research/bench/avalanche_workload.py --epochs=50 --strategies=naive,ewc --seeds=3
 """
 
 from __future__ import annotations
@@ -53,10 +54,11 @@ _KEEP: list = []  # the Library fragment must outlive the call
 def _stream(seed: int, num_tasks: int):
     import torch
     from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
-    from avalanche.benchmarks.utils import as_classification_dataset
+    from avalanche.benchmarks.utils.classification_dataset import (
+        _make_taskaware_tensor_classification_dataset as tensor_dataset,
+    )
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
-    from torch.utils.data import TensorDataset
 
     x, y = load_digits(return_X_y=True)
     x = (x / 16.0).astype("float32")
@@ -66,23 +68,21 @@ def _stream(seed: int, num_tasks: int):
 
     def task_set(xs, ys, t):
         keep = (ys >= t * per) & (ys < (t + 1) * per)
-        data = TensorDataset(torch.tensor(xs[keep]), torch.tensor(ys[keep]))
-        data.targets = torch.tensor(ys[keep]).tolist()
-        return as_classification_dataset(data)
+        return tensor_dataset(torch.tensor(xs[keep]), torch.tensor(ys[keep]), task_labels=0)
 
     train = [task_set(x_tr, y_tr, t) for t in range(num_tasks)]
     test = [task_set(x_te, y_te, t) for t in range(num_tasks)]
     return benchmark_from_datasets(train=train, test=test)
 
 
-def _strategy(name: str, model, epochs: int, batch: int, lr: float):
+def _strategy(name: str, model, epochs: int, batch: int, lr: float, plugins: list):
     import torch
     from avalanche.training import supervised
 
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     common = dict(model=model, optimizer=opt, criterion=torch.nn.CrossEntropyLoss(),
                   train_mb_size=batch, train_epochs=epochs, eval_mb_size=256,
-                  device="cpu", evaluator=None)
+                  device="cpu", evaluator=None, plugins=plugins)
     if name == "naive":
         return supervised.Naive(**common)
     if name == "ewc":
@@ -103,23 +103,73 @@ def _mlp(hidden: int):
                                torch.nn.Linear(hidden, 10))
 
 
-def run(name: str, epochs: int, batch: int, lr: float, hidden: int, threads: int) -> dict:
-    """Trains one strategy over the stream; train time excludes evaluation."""
+def _steady_clock():
+    """A plugin timing every training epoch but each experience's first (its warm-up), so
+    consolidation before and after an experience is left out: the steady-state step rate."""
+    from avalanche.core import SupervisedPlugin
+
+    class SteadyClock(SupervisedPlugin):
+        def __init__(self):
+            super().__init__()
+            self.seconds, self.iterations, self._epoch, self._tic = 0.0, 0, 0, 0.0
+
+        def before_training_exp(self, strategy, **kwargs):
+            self._epoch = 0
+
+        def before_training_epoch(self, strategy, **kwargs):
+            self._tic, self._iters = time.perf_counter(), 0
+
+        def after_training_iteration(self, strategy, **kwargs):
+            self._iters += 1
+
+        def after_training_epoch(self, strategy, **kwargs):
+            if self._epoch > 0:
+                self.seconds += time.perf_counter() - self._tic
+                self.iterations += self._iters
+            self._epoch += 1
+
+    return SteadyClock()
+
+
+def _class_il_accuracy(model, bench) -> float:
+    """Mean over tasks of the test accuracy over all 10 classes (class-IL ACC)."""
     import torch
 
-    torch.manual_seed(0)
+    model.eval()
+    accs = []
+    with torch.no_grad():
+        for experience in bench.test_stream:
+            x = torch.stack([experience.dataset[i][0] for i in range(len(experience.dataset))])
+            y = torch.tensor([experience.dataset[i][1] for i in range(len(experience.dataset))])
+            accs.append(float((model(x).argmax(-1) == y).float().mean()))
+    return sum(accs) / len(accs)
+
+
+def run(name: str, epochs: int, batch: int, lr: float, hidden: int, threads: int,
+        seed: int = 0) -> dict:
+    """Trains one strategy over the stream: wall time of the whole run (stream, training,
+    evaluation), time inside train() calls, and the steady-state step rate."""
+    import torch
+
+    wall_start = time.perf_counter()
+    torch.manual_seed(seed)
     if threads:
         torch.set_num_threads(threads)
-    bench = _stream(0, 5)
-    strategy = _strategy(name, _mlp(hidden), epochs, batch, lr)
+    bench = _stream(seed, 5)
+    model = _mlp(hidden)
+    clock = _steady_clock()
+    strategy = _strategy(name, model, epochs, batch, lr, [clock])
     iterations, seconds = 0, 0.0
     for experience in bench.train_stream:
         start = time.perf_counter()
         strategy.train(experience)
         seconds += time.perf_counter() - start
         iterations += epochs * -(-len(experience.dataset) // batch)
-    return {"strategy": name, "iterations": iterations, "train_seconds": seconds,
+    accuracy = _class_il_accuracy(model, bench)
+    return {"strategy": name, "seed": seed, "iterations": iterations, "train_seconds": seconds,
             "steps_per_second": iterations / seconds,
+            "steady_steps_per_second": clock.iterations / max(clock.seconds, 1e-9),
+            "class_il_ACC": accuracy, "wall_seconds": time.perf_counter() - wall_start,
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "torch": torch.__version__, "threads": torch.get_num_threads()}
 
@@ -131,13 +181,15 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--hidden", type=int, default=400)
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--strategies", default="naive,ewc,si,replay")
+    parser.add_argument("--strategies", default="naive,ewc,si,lwf,replay")
+    parser.add_argument("--seeds", type=int, default=1)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     _torchvision_without_its_kernels()
     for name in args.strategies.split(","):
-        print(json.dumps(run(name, args.epochs, args.batch_size, args.lr, args.hidden,
-                             args.threads)), flush=True)
+        for seed in range(args.seeds):
+            print(json.dumps(run(name, args.epochs, args.batch_size, args.lr, args.hidden,
+                                 args.threads, seed)), flush=True)
 
 
 if __name__ == "__main__":
