@@ -110,7 +110,20 @@ def _identity(config: ml_collections.ConfigDict) -> dict:
 
 
 def _prepare_workdir(workdir: str, config: ml_collections.ConfigDict, overwrite: bool) -> None:
-    """Creates the workdir, or refuses one that holds a run of another config."""
+    """Creates the workdir, or refuses one that holds a run of another config.
+
+    With many processes only process 0 clears and creates it; the others wait
+    for it at a barrier, so ``--overwrite`` never removes another's files.
+    """
+    if distributed.is_primary():
+        _claim_workdir(workdir, config, overwrite)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"prepare_workdir {workdir}")
+
+
+def _claim_workdir(workdir: str, config: ml_collections.ConfigDict, overwrite: bool) -> None:
     config_path = os.path.join(workdir, "config.json")
     if overwrite and os.path.isdir(workdir):
         shutil.rmtree(workdir)

@@ -63,3 +63,8 @@ def test_two_process_run_matches_single_process(tmp_path):
     _run_pair(run_args(tmp_path / "pair"), id_flag=True)
     assert_runs_agree(single, tmp_path / "pair")
     assert (tmp_path / "pair" / "checkpoints").is_dir()  # orbax wrote from both processes
+    # --overwrite: process 0 alone clears the workdir, the other waits; the rerun still agrees
+    (tmp_path / "pair" / "stale.txt").write_text("from the last run")
+    _run_pair(run_args(tmp_path / "pair") + ["--overwrite"], id_flag=True)
+    assert not (tmp_path / "pair" / "stale.txt").exists()
+    assert_runs_agree(single, tmp_path / "pair")
