@@ -23,6 +23,12 @@ epochs and at the end of each fit, the single-task baselines in their own
 ``single_task/`` subdirectory; rerunning the same command with the same
 workdir continues from the last complete checkpoint and ends with the same
 figures. A workdir holding another config is refused unless ``overwrite``.
+
+Seeds: ``config.num_seeds`` models (seeds ``seed``, ``seed + 1``, ...; each
+with its own data split, init and batch order) train as one vmapped program;
+results.json reports the mean over seeds, its std (``*_std``) and every
+seed's figures (``per_seed``). Seed k of a vmapped run matches the single run
+with seed k up to float rounding.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from tqdm.auto import tqdm
 from algorithms import mtl_weighting as mtw
 from models import multitask as mt
 from research import checkpoint, report
+from research import metrics as metrics_lib
 from research.data.multi_digits import Split
 from research.train import WorkdirError
 
@@ -97,7 +104,8 @@ class MTState(NamedTuple):
 def validate(config: ml_collections.ConfigDict) -> None:
     """One-line ValueError for an unknown dataset, arch or weighting, naming the choices."""
     data_module(config)
-    for field in ("epochs", "batch_size", "checkpoint_every_epochs", "keep_checkpoints"):
+    for field in ("epochs", "batch_size", "checkpoint_every_epochs", "keep_checkpoints",
+                  "num_seeds"):
         value = config.get(field, 1)
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"--config.{field} must be a positive integer, got {value!r}")
@@ -174,9 +182,11 @@ class Trainer:
                 f"batch_size {config.batch_size} exceeds the {num_train} training examples"
             )
         self.regression = jnp.asarray(self.tasks.regression)
-        self.init = jax.jit(self._init)
-        self.epoch = jax.jit(self._epoch)
-        self.evaluate = jax.jit(self._evaluate)
+        # Every entry point maps over a leading seed axis (state, data, keys): one program
+        # runs all of config.num_seeds; the perturbation template is shared.
+        self.init = jax.jit(jax.vmap(self._init))
+        self.epoch = jax.jit(jax.vmap(self._epoch, in_axes=(0, 0, 0, None)))
+        self.evaluate = jax.jit(jax.vmap(self._evaluate))
 
     # --- model plumbing -------------------------------------------------------------
 
@@ -220,7 +230,10 @@ class Trainer:
         )
 
     def perturb_template(self, x: jax.Array) -> dict:
-        """Zeros shaped like the model's shared representation for one batch ({} if none)."""
+        """Zeros shaped like the model's shared representation for one batch ({} if none).
+
+        ``x`` is one seed's inputs (no seed axis).
+        """
         shapes = jax.eval_shape(
             lambda: self.model.init(jax.random.key(0), x[: self.config.batch_size], train=False)
         )
@@ -356,6 +369,22 @@ class Trainer:
 HISTORY_KEYS = ("train_loss", "test_loss", "test_metric", "weights", "log_vars")
 
 
+def seeds_of(config: ml_collections.ConfigDict) -> list[int]:
+    """``config.seed``, ``config.seed + 1``, ... (``config.num_seeds`` of them)."""
+    return [config.seed + k for k in range(config.get("num_seeds", 1))]
+
+
+def load_seeded(config: ml_collections.ConfigDict) -> tuple[Split, Split]:
+    """Each seed's (train, test) splits, stacked on a leading seed axis."""
+    pairs = []
+    for seed in seeds_of(config):
+        one = ml_collections.ConfigDict(config.to_dict())
+        one.seed = seed
+        pairs.append(load_splits(one))
+    stack = lambda splits: Split(np.stack([s.x for s in splits]), np.stack([s.y for s in splits]))
+    return stack([p[0] for p in pairs]), stack([p[1] for p in pairs])
+
+
 def fit(
     config: ml_collections.ConfigDict,
     train: Split,
@@ -363,17 +392,20 @@ def fit(
     progress: bool = True,
     ckpt_dir: str | None = None,
 ) -> dict:
-    """Train one model; returns final metrics, per-epoch history and learned parameters.
+    """Train every seed's model at once (vmapped); final metrics ``[S][T]`` and history.
 
-    With ``ckpt_dir`` the state and history are checkpointed under
-    ``ckpt_dir/checkpoints`` and a rerun resumes from the newest readable step.
+    ``train``/``test`` carry a leading seed axis (``load_seeded``). History
+    entries are ``[epoch][seed][task]``. With ``ckpt_dir`` the state and history
+    are checkpointed under ``ckpt_dir/checkpoints`` and a rerun resumes from the
+    newest readable step.
     """
-    trainer = Trainer(config, len(train.x))
+    trainer = Trainer(config, train.x.shape[1])
     x, y = jnp.asarray(train.x), jnp.asarray(train.y)
     xt, yt = jnp.asarray(test.x), jnp.asarray(test.y)
-    perturb = trainer.perturb_template(x)
+    perturb = trainer.perturb_template(x[0])
     start = time.perf_counter()
-    state = trainer.init(x, jax.random.PRNGKey(config.seed))
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds_of(config)])
+    state = trainer.init(x, keys)
     record: dict[str, Any] = {"epoch": 0, "seconds": 0.0,
                               "history": {k: [] for k in HISTORY_KEYS}}
     mngr = None
@@ -404,14 +436,13 @@ def fit(
     bar.close()
     if mngr is not None:
         mngr.close()
-    nan = [float("nan")] * trainer.num_tasks
-    final = history["test_metric"][-1] if history["test_metric"] else nan
+    nan = [[float("nan")] * trainer.num_tasks] * len(keys)
     return {
-        "metrics": final,
+        "metrics": history["test_metric"][-1] if history["test_metric"] else nan,
         "history": history,
         "seconds": already + time.perf_counter() - start,
         "params": jax.device_get(state.params["model"]),
-        "steps": int(state.step),
+        "steps": int(state.step[0]),
     }
 
 
@@ -421,17 +452,18 @@ def single_task_baselines(
     test: Split,
     progress: bool = True,
     ckpt_dir: str | None = None,
-) -> dict[str, float]:
-    """Each task's metric with its own copy of the trunk (soft columns, no penalty)."""
+) -> dict[str, list[float]]:
+    """Each task's metric per seed with its own copy of the trunk (soft columns, no penalty)."""
     base = ml_collections.ConfigDict(config.to_dict())
     base.arch, base.weighting, base.soft_lambda = "soft", "equal", 0.0
-    result = fit(base, train, test, progress, ckpt_dir)
-    return dict(zip(tasks_of(config).names, result["metrics"], strict=True))
+    per_seed = np.asarray(fit(base, train, test, progress, ckpt_dir)["metrics"])  # [S, T]
+    return {name: per_seed[:, t].tolist() for t, name in enumerate(tasks_of(config).names)}
 
 
 def cross_stitch_alphas(params: Any, depth: int) -> list[list[list[float]]]:
-    """Per layer, the channel-averaged mixing matrix ``alpha[t_out, t_in]``."""
-    return [np.asarray(params[f"stitch_{layer}"]).mean(axis=-1).tolist() for layer in range(depth)]
+    """Per layer, the mixing matrix ``alpha[t_out, t_in]`` averaged over channels and seeds."""
+    return [np.asarray(params[f"stitch_{layer}"]).mean(axis=(0, -1)).tolist()
+            for layer in range(depth)]
 
 
 def identity(config: ml_collections.ConfigDict) -> dict:
@@ -467,20 +499,60 @@ def load_splits(config: ml_collections.ConfigDict) -> tuple[Split, Split]:
     return data_module(config).load_splits(config)
 
 
+def _by_task(names: Sequence[str], values: Any) -> dict[str, float]:
+    return {name: float(v) for name, v in zip(names, values, strict=True)}
+
+
+def seed_summary(tasks: Tasks, seeds: Sequence[int], metrics: Any,
+                 single_task: dict[str, list[float]] | None) -> dict[str, Any]:
+    """results.json's figures: ``per_task``, ``single_task``, ``delta_m`` as means over
+    seeds, each with its population std (``*_std``), and every seed's own figures.
+
+    Delta_m is computed per seed against that seed's baselines, then averaged.
+    """
+    metrics = np.asarray(metrics, np.float64)  # [S, T]
+    single = None if single_task is None else np.asarray(
+        [single_task[n] for n in tasks.names], np.float64).T  # [S, T]
+    per_seed = []
+    for k, seed in enumerate(seeds):
+        row: dict[str, Any] = {"seed": seed, "per_task": _by_task(tasks.names, metrics[k]),
+                               "single_task": None, "delta_m": None}
+        if single is not None:
+            row["single_task"] = _by_task(tasks.names, single[k])
+            row["delta_m"] = delta_m(metrics[k], single[k], tasks.lower_is_better)
+        per_seed.append(row)
+    out: dict[str, Any] = {
+        "seeds": list(seeds),
+        "per_task": _by_task(tasks.names, metrics.mean(0)),
+        "per_task_std": _by_task(tasks.names, metrics.std(0)),
+        "single_task": None, "single_task_std": None, "delta_m": None, "delta_m_std": None,
+        "per_seed": per_seed,
+    }
+    if single is not None:
+        deltas = [row["delta_m"] for row in per_seed]
+        out.update(single_task=_by_task(tasks.names, single.mean(0)),
+                   single_task_std=_by_task(tasks.names, single.std(0)),
+                   delta_m=metrics_lib.mean_std(deltas)["mean"],
+                   delta_m_std=metrics_lib.mean_std(deltas)["std"])
+    return out
+
+
 def train_and_evaluate(
     config: ml_collections.ConfigDict,
     workdir: str,
-    single_task: dict[str, float] | None = None,
+    single_task: dict[str, list[float]] | None = None,
     progress: bool = True,
     overwrite: bool = False,
 ) -> dict:
-    """Train (or resume), compare with single-task baselines, write results.json and plots."""
+    """Train (or resume), compare with single-task baselines, write results.json and plots.
+
+    ``single_task`` (per task, one value per seed) skips training the baselines.
+    """
     validate(config)
     prepare_workdir(workdir, config, overwrite)
     tasks = tasks_of(config)
-    train, test = load_splits(config)
+    train, test = load_seeded(config)
     result = fit(config, train, test, progress, ckpt_dir=workdir)
-    per_task = dict(zip(tasks.names, result["metrics"], strict=True))
     if single_task is None and config.single_task:
         single_task = single_task_baselines(
             config, train, test, progress, ckpt_dir=os.path.join(workdir, "single_task"))
@@ -491,22 +563,15 @@ def train_and_evaluate(
         "tasks": list(tasks.names),
         "metric_names": dict(zip(tasks.names, tasks.metrics, strict=True)),
         "lower_is_better": dict(zip(tasks.names, tasks.lower_is_better, strict=True)),
-        "per_task": per_task,
-        "single_task": single_task,
-        "delta_m": None,
+        **seed_summary(tasks, seeds_of(config), result["metrics"], single_task),
         "seconds": result["seconds"],
         "steps": result["steps"],
         "history": result["history"],
         "config": config.to_dict(),
     }
-    if single_task is not None:
-        summary["delta_m"] = delta_m(
-            [per_task[n] for n in tasks.names],
-            [single_task[n] for n in tasks.names],
-            tasks.lower_is_better,
-        )
     if config.weighting == "uw":
-        summary["sigmas"] = np.exp(0.5 * np.asarray(result["history"]["log_vars"][-1])).tolist()
+        log_vars = np.asarray(result["history"]["log_vars"][-1])  # [S, T]
+        summary["sigmas"] = np.exp(0.5 * log_vars).mean(0).tolist()
     if config.arch == "cross_stitch":
         summary["cross_stitch"] = cross_stitch_alphas(result["params"], len(config.hidden))
     report.write_json(os.path.join(workdir, "results.json"), summary)
@@ -534,7 +599,7 @@ def write_plots(summary: dict, workdir: str) -> list[str]:
     if hist["train_loss"]:
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
         for ax, key in zip(axes, ("train_loss", "test_loss"), strict=True):
-            values = np.asarray(hist[key])
+            values = np.asarray(hist[key]).mean(1)  # [epoch, task], mean over seeds
             for t, name in enumerate(names):
                 ax.plot(np.arange(1, len(values) + 1), values[:, t], label=name)
             ax.set(yscale="log", xlabel="epoch", ylabel=key.replace("_", " "))
@@ -543,7 +608,7 @@ def write_plots(summary: dict, workdir: str) -> list[str]:
         save(fig, "loss_curves.png")
 
         fig, ax = plt.subplots(figsize=(5, 3.5))
-        weights = np.asarray(hist["weights"])
+        weights = np.asarray(hist["weights"]).mean(1)
         for t, name in enumerate(names):
             ax.plot(np.arange(1, len(weights) + 1), weights[:, t], label=name)
         ax.set(xlabel="epoch", ylabel="mean loss weight", title=f"{summary['weighting']} weights")
@@ -552,7 +617,7 @@ def write_plots(summary: dict, workdir: str) -> list[str]:
 
     if "sigmas" in summary:
         fig, ax = plt.subplots(figsize=(5, 3.5))
-        sig = np.exp(0.5 * np.asarray(hist["log_vars"]))
+        sig = np.exp(0.5 * np.asarray(hist["log_vars"])).mean(1)
         for t, name in enumerate(names):
             ax.plot(np.arange(1, len(sig) + 1), sig[:, t], label=name)
         ax.set(xlabel="epoch", ylabel="sigma_t", yscale="log", title="uncertainty weighting")

@@ -29,10 +29,12 @@ def _run() -> None:
     multitask.validate(config)
     summary = multitask.train_and_evaluate(config, _WORKDIR.value, overwrite=_OVERWRITE.value,
                                            progress=config.get("progress", True))
-    per_task = ", ".join(f"{k}={v:.4f}" for k, v in summary["per_task"].items())
+    std = summary["per_task_std"]
+    per_task = ", ".join(f"{k}={v:.4f}" + (f"±{std[k]:.4f}" if len(summary["seeds"]) > 1 else "")
+                         for k, v in summary["per_task"].items())
     delta = summary["delta_m"]
-    print(f"{config.arch}/{config.weighting}: {per_task}" +
-          ("" if delta is None else f", delta_m={delta:+.2f}%"))
+    print(f"{config.arch}/{config.weighting} ({len(summary['seeds'])} seed(s)): {per_task}" +
+          ("" if delta is None else f", delta_m={delta:+.2f}±{summary['delta_m_std']:.2f}%"))
 
 
 def main(argv: list[str]) -> None:

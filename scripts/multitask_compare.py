@@ -20,6 +20,7 @@ import platform
 import time
 
 import ml_collections
+import numpy as np
 from absl import flags
 from ml_collections import config_flags
 from tqdm.auto import tqdm
@@ -49,7 +50,7 @@ def run_all(config: ml_collections.ConfigDict, workdir: str, archs: list[str],
             weightings: list[str], overwrite: bool = False) -> list[dict]:
     """Baselines once, then each arch x weighting; returns one row per run."""
     multitask.prepare_workdir(workdir, config, overwrite)
-    train, test = multitask.load_splits(config)
+    train, test = multitask.load_seeded(config)
     single = multitask.single_task_baselines(
         config, train, test, progress=False, ckpt_dir=os.path.join(workdir, "single_task"))
     report.write_json(os.path.join(workdir, "single_task.json"), single)
@@ -61,26 +62,46 @@ def run_all(config: ml_collections.ConfigDict, workdir: str, archs: list[str],
         summary = multitask.train_and_evaluate(
             cfg, os.path.join(workdir, f"{arch}_{weighting}"), single_task=single, progress=False
         )
-        rows.append({"arch": arch, "weighting": weighting, **summary["per_task"],
-                     "delta_m": summary["delta_m"], "seconds": summary["seconds"]})
-    rows.append({"arch": "single-task", "weighting": "-", **single, "delta_m": 0.0,
-                 "seconds": float("nan")})
+        rows.append(_row(arch, weighting, summary["per_task"], summary["per_task_std"],
+                         summary["delta_m"], summary["delta_m_std"], summary["seconds"]))
+    rows.append(_row("single-task", "-", {k: float(np.mean(v)) for k, v in single.items()},
+                     {k: float(np.std(v)) for k, v in single.items()}, 0.0, 0.0, float("nan")))
     return rows
+
+
+def _row(arch: str, weighting: str, mean: dict, std: dict, delta: float, delta_std: float,
+         seconds: float) -> dict:
+    """One table row: each figure's mean over seeds, and its std as ``<name>_std``."""
+    return {"arch": arch, "weighting": weighting, **mean, "delta_m": delta, "seconds": seconds,
+            **{f"{k}_std": v for k, v in std.items()}, "delta_m_std": delta_std}
 
 
 def columns(tasks: multitask.Tasks) -> tuple[str, ...]:
     return ("arch", "weighting", *tasks.names, "delta_m", "seconds")
 
 
-def _fmt(name: str, value, tasks: multitask.Tasks) -> str:
+def csv_columns(tasks: multitask.Tasks) -> tuple[str, ...]:
+    return (*columns(tasks), *(f"{n}_std" for n in tasks.names), "delta_m_std")
+
+
+def _fmt(name: str, row: dict, tasks: multitask.Tasks, seeds: int) -> str:
+    value = row[name]
     if isinstance(value, str):
         return value
+    std = row.get(f"{name}_std")
     if name in tasks.names:
         metric = dict(zip(tasks.names, tasks.metrics, strict=True))[name]
-        return f"{100 * value:.1f}" if metric == "accuracy" else f"{value:.3f}"
+        if metric == "accuracy":
+            return f"{100 * value:.1f}" + ("" if seeds < 2 else f" ± {100 * std:.1f}")
+        return f"{value:.3f}" + ("" if seeds < 2 else f" ± {std:.3f}")
     if name == "delta_m":
-        return f"{value:+.2f}"
+        return f"{value:+.2f}" + ("" if seeds < 2 else f" ± {std:.2f}")
     return f"{value:.1f}"
+
+
+def _seeds(config: ml_collections.ConfigDict) -> str:
+    seeds = multitask.seeds_of(config)
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]} (vmapped)"
 
 
 def markdown(rows: list[dict], config: ml_collections.ConfigDict, archs: list[str],
@@ -93,15 +114,17 @@ def markdown(rows: list[dict], config: ml_collections.ConfigDict, archs: list[st
     title = TITLES[config.get("dataset", "multi_digits")]
     lines = [
         f"{title}, hidden={tuple(config.hidden)}, {config.epochs} epochs, batch "
-        f"{config.batch_size}, Adam {config.learning_rate}, seed {config.seed}; "
+        f"{config.batch_size}, Adam {config.learning_rate}, {_seeds(config)}; "
         f"{len(rows) - 1} runs + baselines in {wall:.0f} s on a 2-core {platform.machine()} CPU.",
-        "Delta_m (%, LibMTL) against single-task networks of the same trunk; higher is better.",
+        "Delta_m (%, LibMTL) against single-task networks of the same trunk; higher is better"
+        + (" (mean ± std over seeds)." if config.get("num_seeds", 1) > 1 else "."),
         "",
         "| arch | weighting | " + " | ".join(heads) + " | Delta_m % | train s |",
         "|" + "---|" * len(cols),
     ]
+    seeds = config.get("num_seeds", 1)
     for row in rows:
-        lines.append("| " + " | ".join(_fmt(c, row[c], tasks) for c in cols) + " |")
+        lines.append("| " + " | ".join(_fmt(c, row, tasks, seeds) for c in cols) + " |")
     by_key = {(r["arch"], r["weighting"]): r["delta_m"] for r in rows}
     lines += ["", "Delta_m (%) by architecture and weighting:", "",
               "| arch | " + " | ".join(weightings) + " |", "|" + "---|" * (len(weightings) + 1)]
@@ -119,7 +142,7 @@ def write_tables(rows: list[dict], config: ml_collections.ConfigDict, workdir: s
     report.atomic_write(os.path.join(workdir, "docs_section.md"),
                         f"## Multi-task learning: {title}\n\n`{command}`\n\n{table}")
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns(multitask.tasks_of(config)))
+    writer = csv.DictWriter(buffer, fieldnames=csv_columns(multitask.tasks_of(config)))
     writer.writeheader()
     writer.writerows(rows)
     report.atomic_write(os.path.join(workdir, "results.csv"), buffer.getvalue())

@@ -90,9 +90,35 @@ def test_resumed_run_equals_uninterrupted_run_exactly(tmp_path, monkeypatch):
     assert not os.path.exists(os.path.join(workdir, "results.json"))
     monkeypatch.setattr(checkpoint, "save", real_save)
     resumed = multitask.train_and_evaluate(config, workdir, progress=False)
-    for key in ("per_task", "single_task", "delta_m", "history", "steps", "sigmas"):
+    for key in ("per_task", "single_task", "delta_m", "per_seed", "history", "steps", "sigmas"):
         assert resumed[key] == expected[key], key
     assert len(saves) == 4  # three epochs of the model, one of the baselines
+
+
+def test_vmapped_seed_k_matches_the_single_run_with_seed_k(tmp_path):
+    config = _tiny("hard", "dwa")
+    config.single_task, config.num_seeds = False, 2
+    both = multitask.train_and_evaluate(config, str(tmp_path / "both"), progress=False)
+    config.seed, config.num_seeds = 1, 1
+    alone = multitask.train_and_evaluate(config, str(tmp_path / "alone"), progress=False)
+    assert both["seeds"] == [0, 1] and alone["seeds"] == [1]
+    np.testing.assert_allclose(np.asarray(both["history"]["train_loss"])[:, 1],
+                               np.asarray(alone["history"]["train_loss"])[:, 0], rtol=1e-4)
+    for name in md.TASK_NAMES:  # a batched matmul may round differently: a prediction may flip
+        assert both["per_seed"][1]["per_task"][name] == pytest.approx(
+            alone["per_task"][name], abs=2 / config.n_test)
+        values = [row["per_task"][name] for row in both["per_seed"]]
+        assert both["per_task"][name] == pytest.approx(np.mean(values))
+        assert both["per_task_std"][name] == pytest.approx(np.std(values))
+
+
+def test_delta_m_is_the_mean_of_per_seed_delta_m():
+    tasks = multitask.tasks_of(_tiny())
+    single = {"left": [0.5, 0.4], "right": [0.5, 0.5], "sum": [2.0, 1.0]}
+    out = multitask.seed_summary(tasks, [0, 1], [[0.55, 0.5, 1.0], [0.4, 0.55, 1.0]], single)
+    assert [row["delta_m"] for row in out["per_seed"]] == pytest.approx([20.0, 10.0 / 3])
+    assert out["delta_m"] == pytest.approx(35.0 / 3) and out["delta_m_std"] == pytest.approx(25 / 3)
+    assert out["single_task"]["left"] == pytest.approx(0.45)
 
 
 def test_workdir_of_another_config_is_refused_unless_overwrite(tmp_path):
@@ -125,7 +151,7 @@ def test_cli_rejects_unknown_arch_with_exit_code_2(tmp_path):
 @pytest.mark.parametrize("weighting", ["equal", "uw", "dwa", "gradnorm", "pcgrad", "mgda"])
 def test_every_arch_and_weighting_trains(arch, weighting):
     config = _tiny(arch, weighting)
-    train, test = md.load_splits(config)
+    train, test = multitask.load_seeded(config)
     result = multitask.fit(config, train, test, progress=False)
     losses = np.asarray(result["history"]["train_loss"])
     assert np.all(np.isfinite(losses)) and np.all(np.isfinite(result["metrics"]))

@@ -8,6 +8,9 @@ Every arch x weighting (5 x 6 runs, one set of single-task baselines):
       --workdir=/tmp/mtl_compare
 One run takes ~5-30 s on a 2-core CPU (compile included); the comparison ~7.5 min.
 Append ``:runlocal`` to the config path for a seconds-long smoke run.
+Rerunning a command with the same --workdir resumes it (checkpoints every
+``checkpoint_every_epochs``); ``--config.num_seeds=5`` trains five seeds as one
+vmapped program and reports mean ± std.
 
 Figures at these defaults (seed 0; single-task: left 96.9%, right 96.3%, sum MAE
 1.382). Delta_m %: task_bn +6.3 (equal) to +6.6 (pcgrad); cross_stitch +3.4
@@ -23,6 +26,7 @@ import ml_collections
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
+    config.num_seeds = 1  # seeds seed..seed+num_seeds-1, vmapped in one program; mean ± std
 
     # Data: Multi-Digits pairs (research/data/multi_digits.py).
     config.dataset = "multi_digits"

@@ -24,7 +24,7 @@ from tests.reliability import helpers, test_kills
 SMALL = ["--config=research/configs/multi_digits.py:runlocal", "--config.epochs=6",
          "--config.checkpoint_every_epochs=1", "--config.progress=False",
          "--config.weighting=uw"]
-FIGURES = ("per_task", "single_task", "delta_m", "history", "steps", "sigmas")
+FIGURES = ("per_task", "single_task", "delta_m", "per_seed", "history", "steps", "sigmas")
 
 
 def multitask_cmd(workdir, *extra: str) -> list[str]:
