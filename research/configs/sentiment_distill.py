@@ -1,7 +1,8 @@
 """Distillation on movie reviews: a fine-tuned MiniLM teaches a smaller student.
 
   python -m scripts.finetune --config=research/configs/sentiment_finetune.py \
-      --config.num_epochs=3 --workdir=runs/kd_teacher                      # the teacher
+      --config.max_examples_per_domain=600 --config.learning_rate=1e-4 \
+      --workdir=runs/kd_teacher                                            # the teacher
   python -m scripts.finetune --config=research/configs/sentiment_distill.py \
       --config.teacher_workdir=runs/kd_teacher --workdir=runs/kd_l2_st     # 2-layer student
   # TextCNN from scratch: --config.head=scratch_textcnn --config.learning_rate=1e-3
@@ -21,6 +22,7 @@ def get_config(runlocal: str = ""):
     # Student.
     config.algorithm = "distill"
     config.teacher_workdir = ""  # required: the teacher run's workdir
+    config.max_examples_per_domain = 600  # the teacher's split (same seed: the same texts)
     config.encoder_layers = 2
     config.head = "pooled"
     # Distillation: KL(p_student || p_teacher) at temperature 2, plus the data loss.
