@@ -118,7 +118,9 @@ def compare(config, output: str, curricula: list[str], pacings: list[str],
     domains = [d.strip() for d in str(config.domains).split(",") if d.strip()]
     caption = (f"{config.num_seeds} seeds, test accuracy mean ± std over seeds (overall = mean "
                f"of the {len(domains)} domains), c0={config.c0}, full competence after "
-               f"{config.curriculum_epochs} epochs.\n\n")
+               f"{config.curriculum_epochs} epochs"
+               + (", easiest fraction taken within each class" if config.get(
+                   "curriculum_balanced") else "") + ".\n\n")
     text = caption + table(rows, domains, target)
     with open(os.path.join(output, "curriculum.md"), "w") as f:
         f.write(text)

@@ -120,3 +120,16 @@ def test_a_partial_curriculum_changes_training(digits_config, tmp_path):
         "self_paced", 0.05, 2)
     paced = _digits_results(digits_config, tmp_path / "paced")
     assert not np.array_equal(paced, plain)
+
+
+def test_balanced_masks_take_the_fraction_within_each_class():
+    scores = np.arange(12, dtype=np.float32)[None, None]  # class 0 holds the 8 easiest rows
+    labels = np.array([[0] * 8 + [1] * 4])
+    pool = {**_pool(np.ones((1, 12), bool)), "y": jnp.asarray(labels)}
+    pacer = cl.Pacer(_config(c0=0.25, pacing="step", curriculum_balanced=True), scores, "task",
+                     apply_fn=None)
+    mask = np.asarray(pacer.pool(pool, 0, 0, None)["valid"])[0]
+    np.testing.assert_array_equal(np.flatnonzero(mask), [0, 1, 8])  # 2 of 8, 1 of 4
+    plain = cl.Pacer(_config(c0=0.25, pacing="step"), scores, "task", apply_fn=None)
+    np.testing.assert_array_equal(
+        np.flatnonzero(np.asarray(plain.pool(pool, 0, 0, None)["valid"])[0]), [0, 1, 2])

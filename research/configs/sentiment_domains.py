@@ -31,6 +31,7 @@ def get_config(runlocal: str = ""):
     config.pacing = "linear"  # linear | root | step | exponential
     config.c0 = 0.1  # competence at each task's first epoch
     config.curriculum_epochs = 0  # epochs to full competence; 0 = half of num_epochs
+    config.curriculum_balanced = False  # take the easiest fraction of each class
     # Method hyper-parameters sized for a 22M-parameter encoder.
     config.hp.buffer_input_size = 3 * config.max_length  # replay stores packed tokens
     config.hp.ewc_max_tasks = 4

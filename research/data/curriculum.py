@@ -334,6 +334,14 @@ def easiest_mask(scores: jax.Array, valid: jax.Array, competence: ArrayLike) -> 
     return valid & (ranks < count)
 
 
+def balanced_easiest_mask(scores: jax.Array, valid: jax.Array, competence: ArrayLike,
+                          labels: jax.Array, num_classes: int) -> jax.Array:
+    """The easiest ``c`` fraction of each class's valid rows: an easy subset with the data's
+    class mix (an unbalanced one can be a single class, e.g. by a teacher's loss)."""
+    per_class = jax.vmap(lambda k: easiest_mask(scores, valid & (labels == k), competence))
+    return jnp.any(per_class(jnp.arange(num_classes)), axis=0)
+
+
 def example_losses(apply_fn: Callable, params, x, y: jax.Array, logit_mask: jax.Array,
                    chunk: int = 256) -> jax.Array:
     """Per-row cross-entropy of one run's model on a pool (chunked: BERT pools fit in memory)."""
@@ -360,7 +368,8 @@ class Pacer:
     epoch ``config.curriculum_epochs`` (0: half of ``num_epochs``), restarting
     at every task. Static curricula rank rows once by their text; ``self_paced``
     ranks them every epoch by the current model's loss (Kumar et al. 2010 with
-    a competence schedule in place of the growing threshold).
+    a competence schedule in place of the growing threshold). With
+    ``config.curriculum_balanced`` the fraction is taken within each class.
     """
 
     def __init__(self, config, scores: np.ndarray | None, train_on: str, apply_fn: Callable):
@@ -370,10 +379,13 @@ class Pacer:
                                           float(config.get("c0", 0.1)))
         self.scores = None if scores is None else jnp.asarray(scores)  # [R, T, N]
         self.train_on = train_on
+        self.balanced = bool(config.get("curriculum_balanced", False))
         batch = int(config.eval_batch_size)
         self._losses = jax.jit(jax.vmap(
             lambda p, x, y, m: example_losses(apply_fn, p, x, y, m, batch)))
         self._mask = jax.jit(jax.vmap(easiest_mask, in_axes=(0, 0, None)))
+        self._balanced_mask = jax.jit(
+            jax.vmap(balanced_easiest_mask, in_axes=(0, 0, None, 0, None)), static_argnums=4)
 
     @classmethod
     def from_config(cls, config, seeds: Sequence[int], size: int, train_on: str,
@@ -403,4 +415,10 @@ class Pacer:
             scores = self._losses(params, pool["x"], pool["y"], pool["logit_mask"])
         else:
             scores = self._stage_scores(stage_task)
-        return {**pool, "valid": self._mask(scores, pool["valid"], self.competence(epoch))}
+        competence = self.competence(epoch)
+        if self.balanced:
+            valid = self._balanced_mask(scores, pool["valid"], competence, pool["y"],
+                                        pool["logit_mask"].shape[-1])
+        else:
+            valid = self._mask(scores, pool["valid"], competence)
+        return {**pool, "valid": valid}
