@@ -12,6 +12,12 @@ Many hosts: ``initialize`` (flags or the environment) joins the processes
 before any device is touched; each host builds the (small, seeded) stream
 itself and contributes its addressable shards of every global array, and only
 process 0 writes reports. On CPU the processes exchange through gloo.
+
+``config.shard_data`` splits the training pool's rows over 'data' instead of
+replicating it: each device holds 1/N of the rows, and each process builds
+only the shards of its own devices (``Placement.place_rows``). The step still
+draws its batch from the whole pool (XLA gathers across devices), so results
+match the replicated run.
 """
 
 from __future__ import annotations
@@ -61,6 +67,12 @@ def make_mesh(mesh_shape: str = "", devices: list | None = None) -> Mesh:
     return jax.make_mesh(shape, AXES, axis_types=(AxisType.Auto,) * len(AXES), devices=devices)
 
 
+def _pad_rows(value: np.ndarray, multiple: int) -> np.ndarray:
+    """Zero rows (so invalid, padding-like) appended to axis 1 up to a multiple."""
+    extra = -value.shape[1] % multiple
+    return np.pad(value, [(0, 0), (0, extra)] + [(0, 0)] * (value.ndim - 2)) if extra else value
+
+
 def _full_array(value: np.ndarray, sharding: NamedSharding) -> jax.Array:
     """A global array from host data every process holds in full (it slices its own shards)."""
     value = np.asarray(value)
@@ -70,7 +82,8 @@ def _full_array(value: np.ndarray, sharding: NamedSharding) -> jax.Array:
 class Placement:
     """Where each array of a run lives on the mesh; the engine's only view of devices."""
 
-    def __init__(self, mesh: Mesh, batch_size: int, shard_model: bool = True):
+    def __init__(self, mesh: Mesh, batch_size: int, shard_model: bool = True,
+                 shard_data: bool = False):
         data = mesh.shape["data"]
         if batch_size % data:
             raise MeshError(f"config.batch_size={batch_size} is not divisible by the 'data' "
@@ -78,6 +91,7 @@ class Placement:
                             "config.mesh_shape")
         self.mesh = mesh
         self.shard_model = shard_model and mesh.shape["model"] > 1
+        self.shard_data = shard_data and data > 1
         self.replicated = NamedSharding(mesh, P())
 
     def sharding_for(self, leaf: Any) -> NamedSharding:
@@ -101,14 +115,29 @@ class Placement:
         """Every leaf as a global array with its sharding (a no-op for ones already there)."""
         def put(leaf):
             sharding = self.sharding_for(leaf)
-            if isinstance(leaf, jax.Array) and leaf.sharding.is_equivalent_to(
-                    sharding, leaf.ndim):
+            if self.on_mesh(leaf) or isinstance(leaf, jax.Array) and (
+                    leaf.sharding.is_equivalent_to(sharding, leaf.ndim)):
                 return leaf
             if jax.process_count() == 1:
                 return jax.device_put(leaf, sharding)
             return _full_array(jax.device_get(leaf) if isinstance(leaf, jax.Array) else leaf,
                                sharding)
         return jax.tree_util.tree_map(put, tree)
+
+    def on_mesh(self, leaf: Any) -> bool:
+        """Already a global array laid out on this mesh (kept as it is, e.g. sharded rows)."""
+        return isinstance(leaf, jax.Array) and isinstance(leaf.sharding, NamedSharding) and (
+            leaf.sharding.mesh == self.mesh)
+
+    def place_rows(self, pool: Any) -> Any:
+        """A pool ``[runs, rows, ...]`` with its rows split over 'data' (padded with invalid
+        rows to a multiple of the axis); unchanged unless ``shard_data``."""
+        if not self.shard_data:
+            return pool
+        devices = self.mesh.shape["data"]
+        rows = NamedSharding(self.mesh, P(None, "data"))
+        return jax.tree_util.tree_map(lambda a: _full_array(
+            _pad_rows(np.asarray(jax.device_get(a)), devices), rows), pool)
 
     def constrain_batch(self, batch: Any) -> Any:
         """One run's step batch [B, ...] split along B over 'data' (inside jit and vmap)."""
@@ -119,7 +148,9 @@ class Placement:
     def jit(self, fn: Callable, args: tuple, **jit_kwargs) -> Callable:
         """``jax.jit`` with in/out shardings from the rule (outputs' shapes by eval_shape)."""
         out = jax.eval_shape(fn, *args)
-        return jax.jit(fn, in_shardings=self.shardings(args),
+        given = jax.tree_util.tree_map(
+            lambda a: a.sharding if self.on_mesh(a) else self.sharding_for(a), args)
+        return jax.jit(fn, in_shardings=given,
                        out_shardings=self.shardings(out), **jit_kwargs)
 
 
@@ -140,7 +171,8 @@ def compute_dtype(config: ml_collections.ConfigDict):
 def engine_options(config: ml_collections.ConfigDict) -> dict:
     """The Engine keyword arguments that place a run on this config's mesh."""
     mesh = make_mesh(config.get("mesh_shape", ""))
-    return {"placement": Placement(mesh, config.batch_size),
+    return {"placement": Placement(mesh, config.batch_size,
+                                   shard_data=config.get("shard_data", False)),
             "compute_dtype": compute_dtype(config)}
 
 

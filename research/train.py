@@ -297,17 +297,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     for stage in range(progress["stage"], len(stages)):
         task = stages[stage]
         pool = jax.tree_util.tree_map(jnp.asarray, data.train_pool(task))
+        placed = eng.placement.place_rows(pool)  # the pool itself unless config.shard_data
         start_epoch = progress["epoch"] if stage == progress["stage"] else 0
         if start_epoch == 0 and config.reset_optimizer:
             state = eng.reset_optimizer(state, hp)
         for epoch in range(start_epoch, epochs):
-            paced = pacer.pool(pool, task, epoch, state.params) if pacer else pool
+            paced = (eng.placement.place_rows(pacer.pool(pool, task, epoch, state.params))
+                     if pacer else placed)
             state, epoch_metrics = eng.epoch(state, paced, hp)
             pending.append((task, epoch, epoch_metrics))
             if epoch + 1 < epochs and (epoch + 1) % config.checkpoint_every_epochs == 0:
                 save(stage * epochs + epoch + 1, stage, epoch + 1)
             bar.update(f"task {task}")
-        state = eng.end_task(state, pool, hp)
+        state = eng.end_task(state, placed, hp)
         result = jax.device_get(eng.evaluate(state, test, task_classes, hp))
         for key in acc:
             for i in range(tasks) if data.train_on == "all" else [task]:

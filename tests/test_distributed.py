@@ -151,6 +151,37 @@ def test_split_digits_on_8_devices_matches_1_device(tmp_path):
         subprocess.run(run_args(tmp_path / str(devices)), env=subprocess_env(devices),
                        cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
     assert_runs_agree(tmp_path / "1", tmp_path / "8")
+    sharded = run_args(tmp_path / "rows") + ["--config.shard_data=True"]
+    subprocess.run(sharded, env=subprocess_env(8), cwd=ROOT, capture_output=True, text=True,
+                   timeout=600, check=True)
+    assert_runs_agree(tmp_path / "1", tmp_path / "rows")
+
+
+ROWS_PROGRAM = """
+import json, jax, numpy as np
+from research import distributed
+placement = distributed.Placement(distributed.make_mesh(), batch_size=8, shard_data=True)
+pool = {"x": np.arange(2 * 13 * 3, dtype=np.float32).reshape(2, 13, 3),
+        "valid": np.ones((2, 13), bool)}
+placed = placement.place_rows(pool)
+shards = [s.data.shape for s in placed["x"].addressable_shards]
+as_list = lambda a: np.asarray(a).tolist()
+print(json.dumps({"shape": placed["x"].shape, "shards": shards, "x": as_list(placed["x"]),
+                  "valid": as_list(placed["valid"]),
+                  "kept": placement.place(placed)["x"] is placed["x"]}))
+"""
+
+
+def test_shard_data_splits_pool_rows_over_devices():
+    out = subprocess.run([sys.executable, "-c", ROWS_PROGRAM], env=subprocess_env(8), cwd=ROOT,
+                         capture_output=True, text=True, timeout=300, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["shape"] == [2, 16, 3]  # 13 rows padded to a multiple of 8 devices
+    assert {tuple(s) for s in result["shards"]} == {(2, 2, 3)}  # each device: 1/8 of the rows
+    x = np.asarray(result["x"])
+    np.testing.assert_array_equal(x[:, :13], np.arange(78).reshape(2, 13, 3))
+    assert not np.any(np.asarray(result["valid"])[:, 13:]) and x[:, 13:].sum() == 0
+    assert result["kept"]  # the engine's placement leaves sharded rows as they are
 
 
 @pytest.mark.slow

@@ -68,3 +68,6 @@ def test_two_process_run_matches_single_process(tmp_path):
     _run_pair(run_args(tmp_path / "pair") + ["--overwrite"], id_flag=True)
     assert not (tmp_path / "pair" / "stale.txt").exists()
     assert_runs_agree(single, tmp_path / "pair")
+    # each process builds only its own devices' rows of the training pool
+    _run_pair(run_args(tmp_path / "rows") + ["--config.shard_data=True"], id_flag=True)
+    assert_runs_agree(single, tmp_path / "rows")
