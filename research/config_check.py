@@ -58,6 +58,21 @@ def run_grid(config: ml_collections.ConfigDict) -> list[tuple[int, dict]]:
             for combo in combos for i in range(config.num_seeds)]
 
 
+def _check_streaming(config: ml_collections.ConfigDict) -> None:
+    """``stream_chunk_steps`` (host-streamed epochs) is >= 0 and excludes what needs the pool
+    on the device."""
+    chunk = config.get("stream_chunk_steps", 0)
+    if not isinstance(chunk, int) or chunk < 0:
+        raise ConfigError(f"config.stream_chunk_steps must be an integer >= 0 (0: the pool on "
+                          f"the device), got {chunk!r}")
+    if chunk and config.get("shard_data", False):
+        raise ConfigError("config.stream_chunk_steps and config.shard_data exclude each other: "
+                          "a streamed pool stays on the host")
+    if chunk and config.get("curriculum", ""):
+        raise ConfigError("config.stream_chunk_steps does not support config.curriculum "
+                          "(its masks act on the pool on the device)")
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError for the first thing in ``config`` that cannot run."""
     _choice("dataset", config.dataset, data_load.DATASETS)
@@ -78,6 +93,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(
             f"algorithm {config.algorithm!r} does not support scenario {config.scenario!r}; "
             f"it supports: {', '.join(method.COMPATIBILITY)}")
+    _check_streaming(config)
     for name, value in config.hp.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not value >= 0:
             raise ConfigError(f"config.hp.{name} must not be negative, got {value!r}")

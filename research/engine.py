@@ -112,6 +112,7 @@ class Engine:
         self.reset_optimizer = Compiled(vm(self._reset_optimizer, (0, 0)), "reset_optimizer",
                                         **at)
         self.epoch = Compiled(vm(self._epoch, (0, 0, 0)), "epoch", donate_argnums=0, **at)
+        self.chunk = Compiled(vm(self._chunk, (0, 0, 0)), "chunk", donate_argnums=0, **at)
         self.end_task = Compiled(vm(self._end_task, (0, 0, 0)), "end_task", **at)
         self.evaluate = Compiled(vm(self._evaluate, (0, 0, 0, 0)), "evaluate", **at)
 
@@ -133,7 +134,8 @@ class Engine:
 
     @property
     def functions(self) -> tuple[Compiled, ...]:
-        return (self.init, self.reset_optimizer, self.epoch, self.end_task, self.evaluate)
+        return (self.init, self.reset_optimizer, self.epoch, self.chunk, self.end_task,
+                self.evaluate)
 
     @property
     def num_compiles(self) -> int:
@@ -178,30 +180,41 @@ class Engine:
             metrics["skipped_steps"] = 1.0 - ok.astype(jnp.float32)
         return new, metrics
 
-    def _epoch(self, state: RunState, pool: Pool, hp: dict) -> tuple[RunState, dict]:
-        """One epoch: a fresh seeded order of the pool's real rows, then a scan of steps."""
+    def _scan_steps(self, state: RunState, xs, batch_of: Callable, hp: dict
+                    ) -> tuple[RunState, dict]:
+        """Train steps over ``xs`` (``batch_of(x)`` is one step's batch): metric sums over
+        the kept steps and the step counts, so chunks of one epoch add up exactly."""
         alg = self.algorithm(hp)
         opt = self.optimizer(alg)
+
+        def body(carry, x):
+            batch = batch_of(x)
+            if self.placement is not None:
+                batch = self.placement.constrain_batch(batch)
+            return self._train_step(alg, opt, carry, batch)
+
+        state, metrics = jax.lax.scan(body, state, xs)
+        skipped = metrics.pop("skipped_steps", jnp.zeros_like(metrics["loss"]))
+        ok = skipped == 0
+        totals = {k: jnp.sum(jnp.where(ok, v, 0.0)) for k, v in metrics.items()}
+        return state, {**totals, "kept_steps": jnp.sum(ok).astype(jnp.float32),
+                       "skipped_steps": jnp.sum(~ok).astype(jnp.float32)}
+
+    def _epoch(self, state: RunState, pool: Pool, hp: dict) -> tuple[RunState, dict]:
+        """One epoch: a fresh seeded order of the pool's real rows, then a scan of steps."""
         rng, order_rng = jax.random.split(state.rng)
         keys = jnp.where(pool["valid"], jax.random.uniform(order_rng, pool["valid"].shape), 2.0)
         order = jnp.argsort(keys)
         count = jnp.maximum(jnp.sum(pool["valid"]), 1)
         total = self.steps_per_epoch * self.batch_size
         ids = order[jnp.arange(total) % count].reshape(self.steps_per_epoch, self.batch_size)
+        state, totals = self._scan_steps(state._replace(rng=rng), ids,
+                                         lambda step_ids: _as_batch(pool, step_ids), hp)
+        return state, epoch_means(totals, self.skip_nonfinite)
 
-        def body(carry, step_ids):
-            batch = _as_batch(pool, step_ids)
-            if self.placement is not None:
-                batch = self.placement.constrain_batch(batch)
-            return self._train_step(alg, opt, carry, batch)
-
-        state, metrics = jax.lax.scan(body, state._replace(rng=rng), ids)
-        if not self.skip_nonfinite:
-            return state, jax.tree_util.tree_map(jnp.mean, metrics)
-        ok = metrics.pop("skipped_steps") == 0  # average the kept steps only
-        kept = jnp.maximum(jnp.sum(ok), 1)
-        means = {k: jnp.sum(jnp.where(ok, v, 0.0)) / kept for k, v in metrics.items()}
-        return state, {**means, "skipped_steps": jnp.sum(~ok).astype(jnp.float32)}
+    def _chunk(self, state: RunState, batches: dict, hp: dict) -> tuple[RunState, dict]:
+        """Steps over batches the host streamed in (``[K, B, ...]`` each): metric totals."""
+        return self._scan_steps(state, batches, lambda batch: batch, hp)
 
     def _end_task(self, state: RunState, pool: Pool, hp: dict) -> RunState:
         rng, end_rng = jax.random.split(state.rng)
@@ -232,6 +245,13 @@ class Engine:
         class_il, task_il = jax.lax.map(
             one_task, (test["x"], test["y"], test["valid"], task_classes))
         return {"class_il": class_il, "task_il": task_il}
+
+
+def epoch_means(totals: dict, report_skipped: bool) -> dict:
+    """Per-step means over the kept steps from ``_scan_steps`` totals (of one or many scans)."""
+    kept = jnp.maximum(totals["kept_steps"], 1.0)
+    means = {k: v / kept for k, v in totals.items() if k not in ("kept_steps", "skipped_steps")}
+    return {**means, "skipped_steps": totals["skipped_steps"]} if report_skipped else means
 
 
 def pad_to_multiple(array: np.ndarray, axis: int, multiple: int) -> np.ndarray:

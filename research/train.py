@@ -24,7 +24,7 @@ import numpy as np
 
 import algorithms
 import models
-from research import checkpoint, config_check, distributed, metrics, optim, report
+from research import checkpoint, config_check, distributed, host_stream, metrics, optim, report
 from research import engine as engine_lib
 from research.data import curriculum
 from research.data import load as data_load
@@ -263,6 +263,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     runs, tasks, epochs = len(grid), data.num_tasks, config.num_epochs
     pacer = curriculum.Pacer.from_config(config, seeds, data.train_y.shape[2], data.train_on,
                                          eng.apply_fn)  # None: random order over every row
+    stream = (host_stream.HostStream(eng, seeds, config.stream_chunk_steps)
+              if config.get("stream_chunk_steps", 0) else None)
     mngr = checkpoint.manager(workdir, config.keep_checkpoints)
     progress = {"stage": 0, "epoch": 0, "rows": [], "train_seconds": 0.0,
                 "class_il": np.zeros((runs, tasks, tasks)).tolist(),
@@ -296,15 +298,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     bar = _progress_bar(config, len(stages) * epochs, progress)
     for stage in range(progress["stage"], len(stages)):
         task = stages[stage]
-        pool = jax.tree_util.tree_map(jnp.asarray, data.train_pool(task))
-        placed = eng.placement.place_rows(pool)  # the pool itself unless config.shard_data
+        host_pool = data.train_pool(task)
+        if stream is None:
+            pool = jax.tree_util.tree_map(jnp.asarray, host_pool)
+            placed = eng.placement.place_rows(pool)  # the pool itself unless config.shard_data
+        else:
+            placed = stream.consolidation_pool(host_pool, task)
         start_epoch = progress["epoch"] if stage == progress["stage"] else 0
         if start_epoch == 0 and config.reset_optimizer:
             state = eng.reset_optimizer(state, hp)
         for epoch in range(start_epoch, epochs):
-            paced = (eng.placement.place_rows(pacer.pool(pool, task, epoch, state.params))
-                     if pacer else placed)
-            state, epoch_metrics = eng.epoch(state, paced, hp)
+            if stream is not None:
+                state, epoch_metrics = stream.epoch(state, host_pool, hp, task, epoch)
+            else:
+                paced = (eng.placement.place_rows(pacer.pool(pool, task, epoch, state.params))
+                         if pacer else placed)
+                state, epoch_metrics = eng.epoch(state, paced, hp)
             pending.append((task, epoch, epoch_metrics))
             if epoch + 1 < epochs and (epoch + 1) % config.checkpoint_every_epochs == 0:
                 save(stage * epochs + epoch + 1, stage, epoch + 1)
@@ -320,7 +329,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     mngr.close()
 
     results = _results(config, grid, acc, random_init, rows, eng, train_seconds,
-                       len(stages) * epochs * eng.steps_per_epoch)
+                       len(stages) * epochs * (stream or eng).steps_per_epoch)
     if hasattr(run.model_module, "parameter_growth"):  # growing models report their size
         results["parameters_per_task"] = run.model_module.parameter_growth(
             _tree_index(jax.device_get(state.params), 0))
