@@ -15,7 +15,8 @@ from research import compare, report
 from research.configs import permuted_digits, split_digits
 
 METHODS = ("naive", "joint", "cumulative", "ewc", "online_ewc", "si", "mas", "l2", "freeze",
-           "lwf", "er", "er_balanced", "agem", "der", "derpp", "icarl", "clser")
+           "lwf", "er", "er_balanced", "agem", "der", "derpp", "icarl", "clser",
+           "generative_replay")
 SCENARIOS = {  # name: (config module, scenario, results key)
     "class-IL Split-Digits": (split_digits, "class", "class_il"),
     "task-IL Split-Digits": (split_digits, "task", "task_il"),
@@ -38,6 +39,9 @@ NOTES = """
 - iCaRL: herding exemplars, sigmoid distillation, nearest-mean-of-exemplars
   prediction on the head's input features; class- and task-IL only.
 - CLS-ER is evaluated with its stable EMA model.
+- Generative replay: a VAE trained alongside on current and replayed inputs;
+  replayed inputs are labelled by the previous model's softened scores (T=4)
+  over the classes seen so far, weighted 1/t against the current task.
 """
 
 def _table(rows: list[dict], key: str) -> str:

@@ -15,7 +15,7 @@ import algorithms
 from research import train
 
 METHODS = ("ewc", "online_ewc", "si", "mas", "lwf", "er", "er_balanced", "agem", "der", "derpp",
-           "icarl", "l2", "freeze", "clser")
+           "icarl", "l2", "freeze", "clser", "generative_replay")
 
 
 def _config(scenario: str, algorithm: str):
