@@ -9,8 +9,10 @@ vectors); a one-hidden-layer head then trains on the union of the four
 domains (``algorithm='joint'``) and is tested on each domain's test split.
 Each epoch draws its batches from the easiest ``c(epoch)`` fraction of the
 rows (``config.curriculum``, ``config.pacing``, ``config.c0``); ``''`` is
-random order. 3 seeds run vmapped in one program. Figures are in
-docs/results_text.md.
+random order. 3 seeds run vmapped in one program; a run takes seconds once
+the texts are encoded (minutes, once per process). Measured: random order
+0.662 ± 0.012 after 5 epochs, and no difficulty x pacing beats it (table in
+docs/results_text.md).
 """
 
 from research.configs import sentiment_domains
