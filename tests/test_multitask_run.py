@@ -46,15 +46,28 @@ def test_unknown_weighting_names_the_choices():
         multitask.validate(_tiny(weighting="sgd"))
 
 
-def test_tiny_run_writes_results_and_plots(tmp_path):
-    summary = multitask.train_and_evaluate(_tiny(), str(tmp_path), progress=False)
+def _resumable():
+    config = _tiny()  # cross-stitch + UW: stitch units and log-variances in the state
+    config.epochs, config.checkpoint_every_epochs = 3, 1
+    return config
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory):
+    """One uninterrupted tiny run, shared by the report test and the resume test."""
+    workdir = tmp_path_factory.mktemp("whole")
+    return workdir, multitask.train_and_evaluate(_resumable(), str(workdir), progress=False)
+
+
+def test_tiny_run_writes_results_and_plots(whole_run):
+    tmp_path, summary = whole_run
     with open(tmp_path / "results.json") as f:
         saved = json.load(f)
     for key in ("per_task", "single_task", "delta_m", "sigmas", "cross_stitch", "history"):
         assert key in saved
     assert set(saved["per_task"]) == set(md.TASK_NAMES) == set(saved["single_task"])
     assert np.isfinite(saved["delta_m"]) and saved["delta_m"] == summary["delta_m"]
-    assert len(saved["history"]["train_loss"]) == 2
+    assert len(saved["history"]["train_loss"]) == 3
     assert np.asarray(saved["cross_stitch"]).shape == (1, 3, 3)
     for png in ("loss_curves.png", "task_weights.png", "uw_sigmas.png", "cross_stitch.png"):
         assert os.path.getsize(tmp_path / png) > 0
@@ -69,10 +82,8 @@ class _Interrupt(Exception):
     """Stands in for a kill right after a checkpoint was written."""
 
 
-def test_resumed_run_equals_uninterrupted_run_exactly(tmp_path, monkeypatch):
-    config = _tiny("task_bn", "uw")  # batch statistics and UW log-variances in the state
-    config.epochs, config.checkpoint_every_epochs = 3, 1
-    expected = multitask.train_and_evaluate(config, str(tmp_path / "whole"), progress=False)
+def test_resumed_run_equals_uninterrupted_run_exactly(tmp_path, monkeypatch, whole_run):
+    config, expected = _resumable(), whole_run[1]
 
     real_save, saves = checkpoint.save, []
 

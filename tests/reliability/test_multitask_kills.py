@@ -23,7 +23,7 @@ from tests.reliability import helpers, test_kills
 
 SMALL = ["--config=research/configs/multi_digits.py:runlocal", "--config.epochs=6",
          "--config.checkpoint_every_epochs=1", "--config.progress=False",
-         "--config.weighting=uw"]
+         "--config.arch=task_bn", "--config.weighting=uw"]  # batch stats, log-variances
 FIGURES = ("per_task", "single_task", "delta_m", "per_seed", "history", "steps", "sigmas")
 
 
@@ -49,7 +49,8 @@ def reference(workdir, *extra: str) -> tuple[dict, float]:
 def test_run_killed_after_a_checkpoint_resumes_to_identical_figures(tmp_path):
     no_baselines = "--config.single_task=False"
     config = multi_digits.get_config("runlocal")  # what SMALL + no_baselines say, in-process
-    config.update(epochs=6, checkpoint_every_epochs=1, weighting="uw", single_task=False)
+    config.update(epochs=6, checkpoint_every_epochs=1, arch="task_bn", weighting="uw",
+                  single_task=False)
     multitask.train_and_evaluate(config, str(tmp_path / "reference"), progress=False)
     expected = figures(tmp_path / "reference")
     killed = tmp_path / "killed"
