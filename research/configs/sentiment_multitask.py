@@ -21,7 +21,8 @@ Figures at these defaults (seed 0): single-task polarity 68.3 %, intensity MAE
 0.828; Delta_m +0.7 % for hard sharing with equal, DWA or PCGrad, within +-1 %
 for cross-stitch, MTAN and soft sharing except MGDA (down to -1.7 %), -10 to
 -13 % for task BN (it overfits within 8 epochs). Three seeds
-(``--config.num_seeds=3``): hard/equal +0.77 +- 0.27 %, task_bn/equal -7.59 +- 2.26 %. Tables in docs/results_multitask.md.
+(``--config.num_seeds=3``): hard/equal +0.77 +- 0.27 %, task_bn/equal
+-7.59 +- 2.26 %. Tables in docs/results_multitask.md.
 """
 
 from __future__ import annotations
