@@ -37,7 +37,6 @@ import importlib
 import io
 import json
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -54,8 +53,8 @@ from algorithms import mtl_weighting as mtw
 from models import multitask as mt
 from research import checkpoint, report
 from research import metrics as metrics_lib
+from research import train as train_lib
 from research.data.multi_digits import Split
-from research.train import WorkdirError
 
 GRAD_METHODS = ("pcgrad", "mgda")
 DATASETS = ("multi_digits", "sentiment_multitask")
@@ -472,28 +471,6 @@ def identity(config: ml_collections.ConfigDict) -> dict:
     return {k: v for k, v in found.items() if k not in OPERATIONAL}
 
 
-def prepare_workdir(workdir: str, config: ml_collections.ConfigDict, overwrite: bool) -> None:
-    """Creates the workdir, or refuses one that holds a run of another config."""
-    path = os.path.join(workdir, "config.json")
-    if overwrite and os.path.isdir(workdir):
-        shutil.rmtree(workdir)
-    try:
-        os.makedirs(workdir, exist_ok=True)
-    except OSError as err:
-        raise WorkdirError(f"cannot create workdir {workdir!r}: {err.strerror}") from None
-    wanted = identity(config)
-    if not os.path.exists(path):
-        report.write_json(path, wanted)
-        return
-    with open(path) as f:
-        found = json.load(f)
-    if found != wanted:
-        diff = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
-        raise WorkdirError(
-            f"workdir {workdir!r} holds a run of a different config (fields differ: "
-            f"{', '.join(diff)}); use another --workdir or pass --overwrite")
-
-
 def load_splits(config: ml_collections.ConfigDict) -> tuple[Split, Split]:
     """The (train, test) splits of ``config.dataset``."""
     return data_module(config).load_splits(config)
@@ -549,7 +526,7 @@ def train_and_evaluate(
     ``single_task`` (per task, one value per seed) skips training the baselines.
     """
     validate(config)
-    prepare_workdir(workdir, config, overwrite)
+    train_lib.prepare_workdir(workdir, identity(config), overwrite)
     tasks = tasks_of(config)
     train, test = load_seeded(config)
     result = fit(config, train, test, progress, ckpt_dir=workdir)

@@ -109,21 +109,22 @@ def _identity(config: ml_collections.ConfigDict) -> dict:
     return identity
 
 
-def _prepare_workdir(workdir: str, config: ml_collections.ConfigDict, overwrite: bool) -> None:
-    """Creates the workdir, or refuses one that holds a run of another config.
+def prepare_workdir(workdir: str, identity: dict, overwrite: bool) -> None:
+    """Creates the workdir, or refuses one that holds a run of another ``identity`` (the
+    config as it defines the run's numbers, written to ``config.json``).
 
     With many processes only process 0 clears and creates it; the others wait
     for it at a barrier, so ``--overwrite`` never removes another's files.
     """
     if distributed.is_primary():
-        _claim_workdir(workdir, config, overwrite)
+        _claim_workdir(workdir, identity, overwrite)
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(f"prepare_workdir {workdir}")
 
 
-def _claim_workdir(workdir: str, config: ml_collections.ConfigDict, overwrite: bool) -> None:
+def _claim_workdir(workdir: str, wanted: dict, overwrite: bool) -> None:
     config_path = os.path.join(workdir, "config.json")
     if overwrite and os.path.isdir(workdir):
         shutil.rmtree(workdir)
@@ -133,7 +134,6 @@ def _claim_workdir(workdir: str, config: ml_collections.ConfigDict, overwrite: b
         raise WorkdirError(f"cannot create workdir {workdir!r}: {err.strerror}") from None
     if not os.access(workdir, os.W_OK):
         raise WorkdirError(f"workdir {workdir!r} is not writable")
-    wanted = _identity(config)
     if os.path.exists(config_path):
         with open(config_path) as f:
             found = json.load(f)
@@ -254,7 +254,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        overwrite: bool = False) -> dict:
     """Runs (or resumes) the config's continual stream and writes its reports to workdir."""
     config_check.validate(config)
-    _prepare_workdir(workdir, config, overwrite)
+    prepare_workdir(workdir, _identity(config), overwrite)
     run = build_run(config)
     grid, seeds, data, eng, hp, state = run.grid, run.seeds, run.data, run.eng, run.hp, run.state
     test, task_classes = run.test, run.task_classes

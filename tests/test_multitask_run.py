@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from research import checkpoint, multitask
+from research import checkpoint, multitask, train
 from research.configs import multi_digits as config_lib
 from research.data import multi_digits as md
 from research.train import WorkdirError
@@ -134,14 +134,16 @@ def test_delta_m_is_the_mean_of_per_seed_delta_m():
 
 def test_workdir_of_another_config_is_refused_unless_overwrite(tmp_path):
     config = _tiny()
-    multitask.prepare_workdir(str(tmp_path), config, overwrite=False)
+    prepare = lambda workdir, config, overwrite: train.prepare_workdir(
+        workdir, multitask.identity(config), overwrite)
+    prepare(str(tmp_path), config, overwrite=False)
     (tmp_path / "stale.txt").write_text("x")
     config.checkpoint_every_epochs = 7  # operational: same run
-    multitask.prepare_workdir(str(tmp_path), config, overwrite=False)
+    prepare(str(tmp_path), config, overwrite=False)
     config.learning_rate = 0.5
     with pytest.raises(WorkdirError, match="fields differ: learning_rate.*--overwrite"):
-        multitask.prepare_workdir(str(tmp_path), config, overwrite=False)
-    multitask.prepare_workdir(str(tmp_path), config, overwrite=True)
+        prepare(str(tmp_path), config, overwrite=False)
+    prepare(str(tmp_path), config, overwrite=True)
     assert not (tmp_path / "stale.txt").exists()
     with open(tmp_path / "config.json") as f:
         assert json.load(f)["learning_rate"] == 0.5

@@ -10,11 +10,13 @@ import pytest
 from tests.reliability import helpers
 
 
-def _kill_and_resume(workdir, kills: int, rng: random.Random, duration: float) -> int:
-    """Kills the run `kills` times at random moments, then lets it finish; returns kills done."""
+def _kill_and_resume(workdir, kills: int, rng: random.Random, duration: float,
+                     command=helpers.run_cmd) -> int:
+    """Kills ``command(workdir)`` ``kills`` times at random moments, then lets it finish;
+    returns the kills done."""
     done = 0
     while True:
-        proc = subprocess.Popen(helpers.run_cmd(workdir), cwd=helpers.ROOT, env=helpers.env(),
+        proc = subprocess.Popen(command(workdir), cwd=helpers.ROOT, env=helpers.env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if done < kills:
             # Start-up, training epochs or checkpoint writes; a resumed run has less left to

@@ -67,14 +67,13 @@ def test_run_killed_after_a_checkpoint_resumes_to_identical_figures(tmp_path):
 
 
 @pytest.mark.slow
-def test_many_random_kill_points_multitask(tmp_path, monkeypatch):
-    monkeypatch.setattr(helpers, "run_cmd", multitask_cmd)
+def test_many_random_kill_points_multitask(tmp_path):
     expected, duration = reference(tmp_path / "reference")
     survived = 0
     for trial in range(3):
         workdir = tmp_path / f"killed{trial}"
         survived += test_kills._kill_and_resume(workdir, kills=4, rng=random.Random(200 + trial),
-                                                duration=duration)
+                                                duration=duration, command=multitask_cmd)
         assert figures(workdir) == expected
     print(f"survived {survived} kills")
     assert survived >= 6
