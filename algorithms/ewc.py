@@ -5,9 +5,10 @@
 The Fisher F_k (per-example, see algorithms/fisher.py) and anchor theta*_k
 of every finished task sit in a stack of ``ewc_max_tasks`` slots with a count,
 so the state's shape never changes. Past that many tasks the oldest slot is
-overwritten (a ring). The loss reads the stack through three running sums,
-sum_k F_k, sum_k F_k theta*_k and sum_k F_k theta*_k^2, which give the same
-penalty and gradient at the cost of one quadratic instead of K.
+overwritten (a ring). The penalty reads the stack through running sums,
+sum_k F_k, sum_k F_k theta*_k and the scalar sum of F_k theta*_k^2, which give
+the same penalty and gradient at the cost of one quadratic instead of K, and
+read two arrays per parameter per step.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ HPARAMS = {"ewc_lambda": 1000.0, "ewc_max_tasks": 10, "fisher_type": "empirical"
 class Moments(NamedTuple):
     f: Params  # sum_k F_k
     fa: Params  # sum_k F_k * anchor_k
-    faa: Params  # sum_k F_k * anchor_k^2
+    faa: jax.Array  # sum over k and every parameter of F_k * anchor_k^2 (a scalar)
 
 
 class EWCState(NamedTuple):
@@ -42,15 +43,15 @@ class EWCState(NamedTuple):
 def _moments(fisher_stack: Params, anchor_stack: Params) -> Moments:
     sum0 = lambda t: jax.tree_util.tree_map(lambda a: jnp.sum(a, 0), t)
     fa = jax.tree_util.tree_map(jnp.multiply, fisher_stack, anchor_stack)
-    faa = jax.tree_util.tree_map(jnp.multiply, fa, anchor_stack)
-    return Moments(sum0(fisher_stack), sum0(fa), sum0(faa))
+    faa = tree_sum(jax.tree_util.tree_map(jnp.multiply, fa, anchor_stack))
+    return Moments(sum0(fisher_stack), sum0(fa), faa)
 
 
 def penalty(params: Params, state: EWCState) -> jax.Array:
     """sum_k sum_i F_k,i (theta_i - anchor_k,i)^2 over the filled slots."""
     m = state.moments
-    return tree_sum(jax.tree_util.tree_map(lambda p, f, fa, faa: f * p * p - 2 * fa * p + faa,
-                                           params, m.f, m.fa, m.faa))
+    return tree_sum(jax.tree_util.tree_map(lambda p, f, fa: p * (f * p - 2 * fa),
+                                           params, m.f, m.fa)) + m.faa
 
 
 def make(hp: dict) -> Algorithm:

@@ -70,6 +70,27 @@ class Compiled:
         return len(self._cache)
 
 
+def over_runs(fn: Callable, in_axes: tuple) -> Callable:
+    """``jax.vmap`` of ``fn`` over the leading run axis of the arguments marked 0.
+
+    A single run is squeezed and called unbatched instead: XLA's CPU backend
+    runs plain matmuls about 10% faster than batch-1 ones, and the numbers are
+    the same up to float summation order.
+    """
+    mapped = jax.vmap(fn, in_axes=in_axes)
+
+    def call(*args):
+        runs = {leaf.shape[0] for arg, axis in zip(args, in_axes, strict=True) if axis == 0
+                for leaf in jax.tree_util.tree_leaves(arg)}
+        if runs != {1}:
+            return mapped(*args)
+        squeezed = [arg if axis is None else jax.tree_util.tree_map(lambda a: a[0], arg)
+                    for arg, axis in zip(args, in_axes, strict=True)]
+        return jax.tree_util.tree_map(lambda a: a[None], fn(*squeezed))
+
+    return call
+
+
 def split_hparams(hp: dict) -> tuple[dict, dict]:
     """(traced, static): float hyper-parameters are traced and so sweepable."""
     traced = {k: v for k, v in hp.items() if isinstance(v, float)}
@@ -106,7 +127,7 @@ class Engine:
         self.skip_nonfinite = skip_nonfinite
         self.placement = placement  # None: jit's default placement (one device)
         self.compute_dtype = compute_dtype
-        vm = lambda f, axes: jax.vmap(f, in_axes=axes)
+        vm = over_runs
         at = {"placement": placement}
         self.init = Compiled(vm(self._init, (0, 0, None)), "init", **at)
         self.reset_optimizer = Compiled(vm(self._reset_optimizer, (0, 0)), "reset_optimizer",

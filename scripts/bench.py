@@ -11,7 +11,9 @@ its class-IL ACC; 5 seeds vmapped vs 5 separate runs; peak memory at 2 and 5
 tasks; (3) the same workload in Avalanche when --torch_python (or this
 interpreter) has torch and avalanche-lib: its steady-state steps/s (epochs
 after each experience's first), the wall time of the same comparison and its
-ACC, and the ratios; (4) scripts.bench_text_step when present.
+ACC, and the ratios; (4) our full fine-tuning step of MiniLM (scripts.bench_text_step)
+and, when --torch_text_python (or --torch_python) has torch and transformers,
+the PyTorch BertForSequenceClassification step on the same weights.
 Writes bench.json and bench.md in --output.
 """
 
@@ -46,6 +48,9 @@ _TORCH_PYTHON = flags.DEFINE_string(
 _AVALANCHE = flags.DEFINE_list("avalanche", ["naive", "ewc", "si", "lwf", "replay"],
                                "Avalanche strategies (replay is compared with our er).")
 _TEXT_STEP = flags.DEFINE_bool("text_step", True, "Include scripts.bench_text_step's figures.")
+_TORCH_TEXT_PYTHON = flags.DEFINE_string(
+    "torch_text_python", None, "Interpreter with torch + transformers for the text step's "
+    "PyTorch reference (default: --torch_python).")
 flags.mark_flag_as_required("output")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,10 +78,11 @@ def _step_efficiency(peak: float, steps_per_second: float, handwritten: float) -
 def _ours(methods: list[str], epochs: int, seeds: int) -> dict:
     """Per method: steady-state steps/s, and a ``seeds``-seed run end to end (compile included)."""
     present, missing = measure.available_methods(methods)
-    out = {"missing": missing}
+    steady = measure.steady_steps_per_second(
+        {name: measure.bench_config(name, epochs) for name in present})
+    out: dict = {"missing": missing}
     for name in present:
-        steady = measure.steady_steps_per_second(measure.bench_config(name, epochs))
-        out[name] = {"steady_steps_per_second": steady,
+        out[name] = {"steady_steps_per_second": steady[name],
                      **measure.run_ours(measure.bench_config(name, epochs, seeds=seeds))}
         print(name, json.dumps(out[name]), flush=True)
     return out
@@ -142,15 +148,31 @@ def _avalanche(epochs: int, strategies: list[str], seeds: int, threads: int) -> 
     return out
 
 
-def _text_step() -> dict:
-    if not os.path.exists(os.path.join(ROOT, "scripts", "bench_text_step.py")):
-        return {"skipped": "scripts/bench_text_step.py is not present"}
+def _text_step(torch_python: str | None) -> dict:
+    """Our full fine-tuning step (scripts.bench_text_step) and, when ``torch_python`` has
+    torch and transformers, the BertForSequenceClassification step on the same weights."""
     proc = subprocess.run([sys.executable, "-m", "scripts.bench_text_step"], cwd=ROOT,
                           capture_output=True, text=True)
     if proc.returncode:
         return {"skipped": "bench_text_step failed: " + " ".join(
             proc.stderr.strip().splitlines()[-1:])}
-    return {"output": proc.stdout.strip().splitlines()}
+    lines = proc.stdout.strip().splitlines()
+    out: dict = {"output": lines[:-1], "ours": json.loads(lines[-1])}
+    if torch_python is None:
+        out["torch"] = {"skipped": "no --torch_text_python or --torch_python given"}
+        return out
+    from models.text.load import MINILM, resolve_model_dir
+
+    script = os.path.join(ROOT, "research", "bench", "torch_text_step.py")
+    ref = subprocess.run([torch_python, script, f"--model_dir={resolve_model_dir(MINILM)}"],
+                         capture_output=True, text=True, cwd=tempfile.gettempdir())
+    if ref.returncode:
+        out["torch"] = {"skipped": "torch_text_step failed: " + " ".join(
+            ref.stderr.strip().splitlines()[-1:])}
+        return out
+    out["torch"] = json.loads(ref.stdout.strip().splitlines()[-1])
+    out["speedup"] = out["torch"]["step_seconds_median"] / out["ours"]["step_seconds_median"]
+    return out
 
 
 def _ratios(ours: dict, peer: dict) -> dict:
@@ -231,6 +253,15 @@ def _markdown(result: dict) -> str:
     text = result["text_step"]
     lines += ["Text step: " + (" / ".join(text["output"]) if "output" in text
                                else text["skipped"]), ""]
+    if "speedup" in text:
+        ref = text["torch"]
+        lines += [f"PyTorch {ref['torch']} BertForSequenceClassification, same weights and "
+                  f"shapes ({ref['threads']} threads, attention {ref['attention']}): step median "
+                  f"{1e3 * ref['step_seconds_median']:.0f} ms; ours "
+                  f"{1e3 * text['ours']['step_seconds_median']:.0f} ms: "
+                  f"{text['speedup']:.2f}x (target 1.0x on CPU).", ""]
+    elif "torch" in text:
+        lines += [f"PyTorch text step: {text['torch']['skipped']}", ""]
     return "\n".join(lines)
 
 
@@ -253,7 +284,8 @@ def main(argv: list[str]) -> None:
     result["avalanche"] = _avalanche(_EPOCHS.value, _AVALANCHE.value, _COMPARISON_SEEDS.value,
                                      _TORCH_THREADS.value)
     result["ratios"] = _ratios(result["ours"], result["avalanche"])
-    result["text_step"] = _text_step() if _TEXT_STEP.value else {"skipped": "--notext_step"}
+    result["text_step"] = (_text_step(_TORCH_TEXT_PYTHON.value or _TORCH_PYTHON.value)
+                           if _TEXT_STEP.value else {"skipped": "--notext_step"})
     result["bench_seconds"] = time.perf_counter() - start
     report.write_json(os.path.join(_OUTPUT.value, "bench.json"), result)
     report.atomic_write(os.path.join(_OUTPUT.value, "bench.md"), _markdown(result))

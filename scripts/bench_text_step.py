@@ -9,6 +9,7 @@ a figure to compare against the PyTorch reference on the same machine.
 
 from __future__ import annotations
 
+import json
 import resource
 import time
 
@@ -85,6 +86,9 @@ def main(argv: list[str]) -> None:
           f"(min {1000 * np.min(times):.0f}, max {1000 * np.max(times):.0f}), "
           f"CPU time per step {1000 * np.median(cpu_times):.0f} ms, "
           f"final loss {float(loss):.3f}")
+    print(json.dumps({"compile_seconds": compile_s, "step_seconds_median": float(np.median(times)),
+                      "step_seconds_min": float(np.min(times)),
+                      "cpu_seconds_median": float(np.median(cpu_times))}))
 
 
 if __name__ == "__main__":

@@ -109,3 +109,20 @@ def test_lwf_distillation_ignores_classes_outside_the_mask():
     teacher = jnp.asarray([[1.0, 2.0, -50.0]])
     got = lwf.distillation(student, teacher, jnp.asarray([True, True, False]), jnp.ones(1), 2.0)
     chex.assert_trees_all_close(got, 0.0, atol=1e-6)
+
+
+def test_ewc_penalty_from_moments_equals_the_sum_of_per_task_quadratics():
+    from algorithms import ewc
+
+    rng = np.random.default_rng(0)
+    fisher = {"w": jnp.asarray(rng.random((3, 4, 2)), jnp.float32)}
+    anchor = {"w": jnp.asarray(rng.normal(size=(3, 4, 2)), jnp.float32)}
+    fisher["w"] = fisher["w"].at[2].set(0.0)  # an empty slot adds nothing
+    state = ewc.EWCState(fisher, anchor, jnp.asarray(2), ewc._moments(fisher, anchor))
+    params = {"w": jnp.asarray(rng.normal(size=(4, 2)), jnp.float32)}
+    expected = sum(float(jnp.sum(fisher["w"][k] * (params["w"] - anchor["w"][k]) ** 2))
+                   for k in range(3))
+    np.testing.assert_allclose(float(ewc.penalty(params, state)), expected, rtol=1e-5)
+    grad = jax.grad(ewc.penalty)(params, state)["w"]
+    expected_grad = sum(2 * fisher["w"][k] * (params["w"] - anchor["w"][k]) for k in range(3))
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,75 @@
+"""The PyTorch reference for scripts.bench_text_step: one BertForSequenceClassification step.
+
+Run by scripts.bench under an interpreter that has torch and transformers
+(possibly another virtual environment, so this file imports neither jax nor
+our packages): the same encoder weights, batch 32 x length 64 of random
+token ids, 3 classes, AdamW (2e-5, weight decay 0.01), dropout off as in our
+step, all parameters trained. Prints one JSON line: median wall and CPU
+seconds per step over --steps timed steps after one warm-up step.
+
+  python research/bench/torch_text_step.py --model_dir=DIR [--steps=10 --threads=0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model_dir", required=True)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--length", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=0, help="0: torch's default")
+    args = parser.parse_args()
+
+    import numpy as np
+    import torch
+    from transformers import BertForSequenceClassification
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = BertForSequenceClassification.from_pretrained(
+        args.model_dir, num_labels=3, local_files_only=True, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01)
+    rng = np.random.default_rng(0)
+    ids = torch.tensor(rng.integers(1000, model.config.vocab_size,
+                                    (args.batch_size, args.length)))
+    labels = torch.tensor(rng.integers(0, 3, args.batch_size))
+    mask = torch.ones_like(ids)
+
+    def step() -> float:
+        optimizer.zero_grad()
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        return float(loss)
+
+    step()
+    walls, cpus = [], []
+    for _ in range(args.steps):
+        wall, cpu = time.perf_counter(), _cpu_seconds()
+        step()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(_cpu_seconds() - cpu)
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
+                      "attention": model.config._attn_implementation,
+                      "step_seconds_median": statistics.median(walls),
+                      "step_seconds_min": min(walls),
+                      "cpu_seconds_median": statistics.median(cpus)}))
+
+
+if __name__ == "__main__":
+    main()
