@@ -30,6 +30,10 @@ from research.data import curriculum
 from research.data import load as data_load
 from research.data.stream import Stream
 
+# Config fields added after runs were already written, at the value that reproduces
+# what those runs did: a stored config without one is the same run.
+FIELDS_ADDED_LATER = {"shard_data": False, "stream_chunk_steps": 0}
+
 
 class WorkdirError(ValueError):
     """The workdir cannot be used for this run."""
@@ -136,7 +140,7 @@ def _claim_workdir(workdir: str, wanted: dict, overwrite: bool) -> None:
         raise WorkdirError(f"workdir {workdir!r} is not writable")
     if os.path.exists(config_path):
         with open(config_path) as f:
-            found = json.load(f)
+            found = {**FIELDS_ADDED_LATER, **json.load(f)}
         if found != wanted:
             diff = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
             raise WorkdirError(

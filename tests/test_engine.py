@@ -109,3 +109,14 @@ def test_other_methods_hparams_do_not_define_the_run(digits_config, tmp_path):
     digits_config.hp.ewc_lambda = 1.0  # naive does not read it
     again = _run(digits_config, tmp_path)
     assert again["class_il"]["accuracy_matrix"] == first["class_il"]["accuracy_matrix"]
+
+
+def test_workdir_written_before_a_field_existed_still_resumes(digits_config, tmp_path):
+    first = _run(digits_config, tmp_path)
+    stored = json.loads((tmp_path / "config.json").read_text())
+    del stored["stream_chunk_steps"]  # as written before the field existed
+    (tmp_path / "config.json").write_text(json.dumps(stored))
+    assert _run(digits_config, tmp_path)["class_il"] == first["class_il"]
+    digits_config.stream_chunk_steps = 4  # a value that changes the run is still refused
+    with pytest.raises(train.WorkdirError, match="stream_chunk_steps"):
+        _run(digits_config, tmp_path)
