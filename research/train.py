@@ -140,7 +140,8 @@ def _claim_workdir(workdir: str, wanted: dict, overwrite: bool) -> None:
         raise WorkdirError(f"workdir {workdir!r} is not writable")
     if os.path.exists(config_path):
         with open(config_path) as f:
-            found = {**FIELDS_ADDED_LATER, **json.load(f)}
+            later = {k: v for k, v in FIELDS_ADDED_LATER.items() if k in wanted}
+            found = {**later, **json.load(f)}
         if found != wanted:
             diff = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
             raise WorkdirError(
