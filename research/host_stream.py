@@ -35,13 +35,18 @@ def epoch_order(valid: np.ndarray, seed: int, task: int, epoch: int, steps: int,
     return perm[np.arange(steps * batch_size) % perm.size].reshape(steps, batch_size)
 
 
+def _take(pool: dict, ids: np.ndarray, fields: tuple[str, ...]) -> dict:
+    """``pool[field][r, ids[r]]`` for every run r: host pool ``[R, N, ...]``, ids ``[R, ...]``."""
+    runs = np.arange(ids.shape[0]).reshape((-1,) + (1,) * (ids.ndim - 1))
+    return {k: jax.tree_util.tree_map(lambda a: np.asarray(a[runs, ids]), pool[k])
+            for k in fields}
+
+
 def gather(pool: dict, ids: np.ndarray) -> dict:
     """Run-stacked batches ``[R, K, B, ...]`` from a host pool ``[R, N, ...]`` and ids
     ``[R, K, B]``; ``weight`` marks the real rows as the engine's batches do."""
-    runs = np.arange(ids.shape[0])[:, None, None]
-    batch = {k: jax.tree_util.tree_map(lambda a: np.asarray(a[runs, ids]), pool[k])
-             for k in BATCH_FIELDS}
-    batch["weight"] = pool["valid"][runs, ids].astype(np.float32)
+    batch = _take(pool, ids, (*BATCH_FIELDS, "valid"))
+    batch["weight"] = batch.pop("valid").astype(np.float32)
     return batch
 
 
@@ -78,16 +83,12 @@ class HostStream:
     def consolidation_pool(self, pool: dict, task: int) -> dict:
         """The rows ``end_task`` sees: a seeded sample of up to K x batch of the real ones."""
         size = self.chunk_steps * self.eng.batch_size
-        picked = []
+        picked, counts = [], []
         for valid, seed in zip(pool["valid"], self.seeds, strict=True):
-            real = np.flatnonzero(valid)
             rng = np.random.default_rng([seed, task, 0, 1])  # tag 1: not an epoch order
-            take = rng.permutation(real)[:size]
+            take = rng.permutation(np.flatnonzero(valid))[:size]
             picked.append(np.pad(take, (0, size - take.size)))
-        ids = np.stack(picked)
-        runs = np.arange(ids.shape[0])[:, None]
-        out = {k: jax.tree_util.tree_map(lambda a: np.asarray(a[runs, ids]), pool[k])
-               for k in (*BATCH_FIELDS, "valid")}
-        counts = np.array([min(int(v.sum()), size) for v in pool["valid"]])
-        out["valid"] = np.arange(size)[None] < counts[:, None]
+            counts.append(take.size)
+        out = _take(pool, np.stack(picked), BATCH_FIELDS)
+        out["valid"] = np.arange(size)[None] < np.asarray(counts)[:, None]
         return jax.device_put(out)
