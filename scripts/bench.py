@@ -144,8 +144,13 @@ def _avalanche(epochs: int, strategies: list[str], seeds: int, threads: int) -> 
                          **{k: mean(k) for k in ("steps_per_second", "steady_steps_per_second",
                                                  "class_il_ACC")}}
     if proc.returncode:
-        out["error"] = proc.stderr.strip().splitlines()[-1:]
+        out["error"] = _last_error(proc)
     return out
+
+
+def _last_error(proc: subprocess.CompletedProcess) -> str:
+    """The last line a failed child wrote to stderr (its exception, usually)."""
+    return " ".join(proc.stderr.strip().splitlines()[-1:])
 
 
 def _text_step(torch_python: str | None) -> dict:
@@ -154,8 +159,7 @@ def _text_step(torch_python: str | None) -> dict:
     proc = subprocess.run([sys.executable, "-m", "scripts.bench_text_step"], cwd=ROOT,
                           capture_output=True, text=True)
     if proc.returncode:
-        return {"skipped": "bench_text_step failed: " + " ".join(
-            proc.stderr.strip().splitlines()[-1:])}
+        return {"skipped": "bench_text_step failed: " + _last_error(proc)}
     lines = proc.stdout.strip().splitlines()
     out: dict = {"output": lines[:-1], "ours": json.loads(lines[-1])}
     if torch_python is None:
@@ -167,8 +171,7 @@ def _text_step(torch_python: str | None) -> dict:
     ref = subprocess.run([torch_python, script, f"--model_dir={resolve_model_dir(MINILM)}"],
                          capture_output=True, text=True, cwd=tempfile.gettempdir())
     if ref.returncode:
-        out["torch"] = {"skipped": "torch_text_step failed: " + " ".join(
-            ref.stderr.strip().splitlines()[-1:])}
+        out["torch"] = {"skipped": "torch_text_step failed: " + _last_error(ref)}
         return out
     out["torch"] = json.loads(ref.stdout.strip().splitlines()[-1])
     out["speedup"] = out["torch"]["step_seconds_median"] / out["ours"]["step_seconds_median"]
