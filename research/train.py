@@ -277,6 +277,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     restored = checkpoint.restore_latest(mngr, state)
     if restored is not None:
         state, progress = restored
+        if pacer:
+            pacer.restore(progress.get("pacer", {}))
     acc = {k: np.asarray(progress[k]) for k in ("class_il", "task_il")}
     rows: list[dict] = progress["rows"]
     pending: list[tuple[int, int, dict]] = []
@@ -297,6 +299,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         with clock.paused():
             checkpoint.save(mngr, step, state, {
                 "stage": stage, "epoch": epoch, "rows": rows, "train_seconds": clock.seconds(),
+                "pacer": pacer.state() if pacer else {},
                 **{k: v.tolist() for k, v in acc.items()}})
 
     stages = data.stages
@@ -319,6 +322,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                 paced = (eng.placement.place_rows(pacer.pool(pool, task, epoch, state.params))
                          if pacer else placed)
                 state, epoch_metrics = eng.epoch(state, paced, hp)
+                if pacer:
+                    epoch_metrics = {**epoch_metrics, **pacer.metrics()}
             pending.append((task, epoch, epoch_metrics))
             if epoch + 1 < epochs and (epoch + 1) % config.checkpoint_every_epochs == 0:
                 save(stage * epochs + epoch + 1, stage, epoch + 1)

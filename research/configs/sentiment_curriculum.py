@@ -32,7 +32,14 @@ def get_config(runlocal: str = ""):
     config.curriculum = ""
     config.pacing = "linear"
     config.c0 = 0.1
-    config.curriculum_epochs = 10
+    config.curriculum_epochs = 10  # full competence from here on, whatever the pacing
+    # pacing='threshold': competence c0 -> 1 in num_stages steps, each taken once the
+    # accuracy on validation_fraction of each task's rows (held out, never trained on,
+    # drawn from the seed) reaches the stage's threshold.
+    config.stage_thresholds = "0.5,0.55,0.6"  # one per stage, or one for all
+    config.num_stages = 0  # 0: one stage per threshold
+    config.validation_fraction = 0.1
+    config.max_epochs_per_stage = 0  # advance anyway after this many epochs (0: no limit)
     # Optimizer.
     config.optimizer = "adam"
     config.learning_rate = 1e-3

@@ -7,8 +7,10 @@
   ``c(0) = c0`` and ``c(t) = 1`` from ``t = T`` on. The pacing functions and
   ``sample_easiest`` are jnp, so ``t`` may be a traced step inside the jitted
   train step.
-* Stage advancement: move to the next stage once validation accuracy passes
-  a threshold (also jnp, so it can live in the carried state).
+* Stage advancement (``pacing='threshold'``): competence rises one stage,
+  ``c0`` to 1 in ``num_stages`` steps, only once the model's accuracy on
+  held-out validation rows of the training pool passes the stage's threshold
+  (jnp, one stage index per vmapped run).
 * Self-paced learning (Kumar et al., NeurIPS 2010): hard weights
   ``v_i = 1[loss_i < lambda]`` with ``lambda`` grown over time, and the
   linear soft variant ``v_i = max(0, 1 - loss_i / lambda)`` (Jiang et al. 2014).
@@ -221,6 +223,72 @@ def advance_stage(
     return jnp.where(passed & (stage < num_stages - 1), stage + 1, stage)
 
 
+def parse_thresholds(value, num_stages: int = 0) -> np.ndarray:
+    """``config.stage_thresholds`` (``'0.5,0.6'``, a number or a sequence) as one per stage.
+
+    ``num_stages=0`` takes one stage per threshold; a single threshold serves every stage.
+    """
+    items = value.split(",") if isinstance(value, str) else np.atleast_1d(value).tolist()
+    try:
+        thresholds = np.array([float(v) for v in items], np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"config.stage_thresholds must be accuracies in [0, 1] separated by "
+                         f"commas, got {value!r}") from None
+    if thresholds.size == 0 or np.any((thresholds < 0) | (thresholds > 1)):
+        raise ValueError(f"config.stage_thresholds must be accuracies in [0, 1] separated by "
+                         f"commas, got {value!r}")
+    num_stages = num_stages or thresholds.size
+    if thresholds.size not in (1, num_stages):
+        raise ValueError(f"config.stage_thresholds has {thresholds.size} values for "
+                         f"config.num_stages={num_stages}; give one or {num_stages}")
+    return np.broadcast_to(thresholds, (num_stages,)).copy()
+
+
+def stage_competence(stage: ArrayLike, num_stages: int, c0: float) -> jax.Array:
+    """``c0 + (1 - c0) k / num_stages`` at stage k: the step pacing's levels, reached on merit."""
+    _check_c0(c0)
+    return c0 + (1.0 - c0) * jnp.asarray(stage, jnp.float32) / num_stages
+
+
+def next_stage(stage: ArrayLike, epochs_in_stage: ArrayLike, val_accuracy: ArrayLike,
+               thresholds: ArrayLike, max_epochs_per_stage: int = 0) -> tuple[jax.Array, jax.Array]:
+    """``(stage, epochs_in_stage)`` after one more epoch at ``stage`` scored ``val_accuracy``.
+
+    Stages run 0..K (K = len(thresholds)); stage k < K is left once the accuracy
+    reaches ``thresholds[k]``, or after ``max_epochs_per_stage`` epochs in it
+    (0: no limit) so a run that never passes still reaches full competence.
+    """
+    thresholds = jnp.asarray(thresholds, jnp.float32)
+    num_stages = thresholds.shape[0]
+    stage = jnp.asarray(stage, jnp.int32)
+    epochs_in_stage = jnp.asarray(epochs_in_stage, jnp.int32) + 1
+    final = jnp.append(thresholds, thresholds[-1])  # stage K is final: its entry is never used
+    moved = advance_stage(stage, val_accuracy, final, num_stages + 1)
+    if max_epochs_per_stage > 0:
+        timed_out = (epochs_in_stage >= max_epochs_per_stage) & (stage < num_stages)
+        moved = jnp.where(timed_out, stage + 1, moved)
+    return moved, jnp.where(moved != stage, 0, epochs_in_stage)
+
+
+def held_out_rows(key: jax.Array, task: jax.Array, valid: jax.Array,
+                  fraction: float) -> jax.Array:
+    """The validation rows of one run's pool: ``ceil(fraction n)`` random valid rows of each task.
+
+    Each row's draw depends only on ``key`` and its position, so a task's rows
+    are held out the same way whichever pool (current task, seen, all) holds
+    them. A task keeps at least one row to train on.
+    """
+    draw = jax.random.uniform(key, valid.shape)
+    group = jnp.where(valid, task, jnp.iinfo(jnp.int32).max).astype(jnp.int32)
+    order = jnp.lexsort((draw, group))
+    rank = jnp.zeros_like(order).at[order].set(jnp.arange(order.shape[0], dtype=order.dtype))
+    grouped = group[order]
+    first = jnp.searchsorted(grouped, group, side="left")
+    rows = jnp.searchsorted(grouped, group, side="right") - first
+    count = jnp.minimum(jnp.ceil(fraction * rows - 1e-6).astype(rows.dtype), rows - 1)
+    return valid & (rank - first < count)
+
+
 # ----------------------------------------------------------------------------
 # Self-paced learning.
 
@@ -251,6 +319,7 @@ def self_paced_linear_weights(losses: ArrayLike, lam: ArrayLike) -> jax.Array:
 # ``config.curriculum`` never builds a Pacer and trains exactly as before.
 
 CURRICULA = ("length", "rare_words", "teacher_loss", "self_paced")
+PACINGS = (*PACING, "threshold")  # config.pacing: a schedule c(t), or stages on validation
 
 
 def out_of_fold_teacher_losses(
@@ -342,9 +411,9 @@ def balanced_easiest_mask(scores: jax.Array, valid: jax.Array, competence: Array
     return jnp.any(per_class(jnp.arange(num_classes)), axis=0)
 
 
-def example_losses(apply_fn: Callable, params, x, y: jax.Array, logit_mask: jax.Array,
-                   chunk: int = 256) -> jax.Array:
-    """Per-row cross-entropy of one run's model on a pool (chunked: BERT pools fit in memory)."""
+def _per_row(score: Callable, apply_fn: Callable, params, x, y: jax.Array,
+             logit_mask: jax.Array, chunk: int) -> jax.Array:
+    """``score(masked_logits, y)`` of every row, ``chunk`` rows at a time (BERT pools fit)."""
     rows = y.shape[0]
     pad = -rows % chunk
     padded = lambda a: jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
@@ -352,13 +421,120 @@ def example_losses(apply_fn: Callable, params, x, y: jax.Array, logit_mask: jax.
 
     def one(args):
         xc, yc, mc = args
-        logits = jnp.where(mc, apply_fn(params, xc), -1e9)
-        logp = jax.nn.log_softmax(logits)
-        return -jnp.take_along_axis(logp, yc[:, None], axis=-1)[:, 0]
+        return score(jnp.where(mc, apply_fn(params, xc), -1e9), yc)
 
     split = lambda a: a.reshape((-1, chunk) + a.shape[1:])
-    losses = jax.lax.map(one, jax.tree_util.tree_map(split, (x, y, logit_mask)))
-    return losses.reshape(-1)[:rows]
+    scores = jax.lax.map(one, jax.tree_util.tree_map(split, (x, y, logit_mask)))
+    return scores.reshape(-1)[:rows]
+
+
+def _cross_entropy(logits: jax.Array, y: jax.Array) -> jax.Array:
+    return -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=-1)[:, 0]
+
+
+def _correct(logits: jax.Array, y: jax.Array) -> jax.Array:
+    return (jnp.argmax(logits, -1) == y).astype(jnp.float32)
+
+
+def example_losses(apply_fn: Callable, params, x, y: jax.Array, logit_mask: jax.Array,
+                   chunk: int = 256) -> jax.Array:
+    """Per-row cross-entropy of one run's model on a pool (the self-paced score)."""
+    return _per_row(_cross_entropy, apply_fn, params, x, y, logit_mask, chunk)
+
+
+def weighted_accuracy(apply_fn: Callable, params, x, y: jax.Array, logit_mask: jax.Array,
+                      weight: jax.Array, chunk: int = 256) -> jax.Array:
+    """Accuracy of one run's model over the rows of weight 1 (0 when there are none)."""
+    correct = _per_row(_correct, apply_fn, params, x, y, logit_mask, chunk)
+    return jnp.sum(correct * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+
+
+class ValidationStages:
+    """``pacing='threshold'``: each run's stage, and the held-out rows that decide it.
+
+    Every epoch (from a task's second on) the model's accuracy on the
+    validation rows (``config.validation_fraction`` of each task's rows, drawn
+    from the run's seed and never trained on) moves a run to the next stage
+    once it reaches ``config.stage_thresholds[stage]``. Stages restart at every
+    task; from epoch ``cap_epochs`` on every run has full competence anyway.
+    The stage lives on the device, one per vmapped run, and ``state()`` goes
+    into the checkpoint so a resumed run decides as the uninterrupted one.
+    """
+
+    def __init__(self, config, seeds: Sequence[int] | None, apply_fn: Callable,
+                 cap_epochs: int, train_on: str):
+        self.thresholds = parse_thresholds(config.get("stage_thresholds", "0.5,0.6,0.65"),
+                                           int(config.get("num_stages", 0)))
+        self.c0 = float(config.get("c0", 0.1))
+        _check_c0(self.c0)
+        self.fraction = float(config.get("validation_fraction", 0.1))
+        if not 0.0 < self.fraction < 1.0:
+            raise ValueError(f"config.validation_fraction must be in (0, 1), got {self.fraction}")
+        self.patience = int(config.get("max_epochs_per_stage", 0))
+        if self.patience < 0:
+            raise ValueError(f"config.max_epochs_per_stage must be >= 0 (0: no limit), "
+                             f"got {self.patience}")
+        self.seeds, self.cap_epochs, self.train_on = seeds, cap_epochs, train_on
+        self.stage: jax.Array | None = None  # [R] int32
+        self.epochs_in_stage: jax.Array | None = None  # [R] int32
+        self.last: dict[str, jax.Array] = {}
+        self._rows: tuple | None = None  # (stage_task, held [R, M], index [R, V], weight [R, V])
+        batch = int(config.eval_batch_size)
+        self._accuracy = jax.jit(jax.vmap(
+            lambda p, x, y, m, w: weighted_accuracy(apply_fn, p, x, y, m, w, batch)))
+        self._held_out = jax.jit(jax.vmap(held_out_rows, in_axes=(0, 0, 0, None)),
+                                 static_argnums=3)
+        self._next = jax.jit(functools.partial(next_stage, max_epochs_per_stage=self.patience))
+
+    def _keys(self, runs: int, stage_task: int) -> jax.Array:
+        seeds = range(runs) if self.seeds is None else self.seeds
+        keys = [jax.random.fold_in(jax.random.PRNGKey(s), 0x5EED) for s in seeds]
+        if self.train_on == "task":  # each task's pool draws its own rows
+            keys = [jax.random.fold_in(k, stage_task) for k in keys]
+        return jnp.stack(keys)
+
+    def held_out(self, pool: dict, stage_task: int) -> jax.Array:
+        """``[R, M]``: the pool's validation rows (computed once per stage, one host sync)."""
+        if self._rows is None or self._rows[0] != stage_task:
+            valid = pool["valid"]
+            held = self._held_out(self._keys(valid.shape[0], stage_task), pool["task"], valid,
+                                  self.fraction)
+            width = max(1, int(jnp.max(jnp.sum(held, axis=1))))
+            index = jnp.argsort(~held, axis=1, stable=True)[:, :width]
+            weight = jnp.take_along_axis(held, index, axis=1).astype(jnp.float32)
+            self._rows = (stage_task, held, index, weight)
+        return self._rows[1]
+
+    def competence(self, pool: dict, stage_task: int, epoch: int, params) -> jax.Array:
+        """``[R]``: each run's competence this epoch, after this epoch's advancement check."""
+        self.held_out(pool, stage_task)
+        _, _, index, weight = self._rows
+        rows = lambda a: jax.vmap(lambda b, i: b[i])(a, index)
+        accuracy = self._accuracy(params, jax.tree_util.tree_map(rows, pool["x"]),
+                                  rows(pool["y"]), rows(pool["logit_mask"]), weight)
+        if epoch == 0 or self.stage is None:
+            self.stage = jnp.zeros(index.shape[:1], jnp.int32)
+            self.epochs_in_stage = jnp.zeros(index.shape[:1], jnp.int32)
+        else:
+            self.stage, self.epochs_in_stage = self._next(
+                self.stage, self.epochs_in_stage, accuracy, self.thresholds)
+        competence = stage_competence(self.stage, len(self.thresholds), self.c0)
+        if epoch >= self.cap_epochs:
+            competence = jnp.ones_like(competence)
+        self.last = {"val_accuracy": accuracy, "curriculum_stage": self.stage,
+                     "competence": competence}
+        return competence
+
+    def state(self) -> dict:
+        if self.stage is None:
+            return {}
+        stage, epochs = jax.device_get((self.stage, self.epochs_in_stage))
+        return {"stage": stage.tolist(), "epochs_in_stage": epochs.tolist()}
+
+    def restore(self, state: dict) -> None:
+        if state:
+            self.stage = jnp.asarray(state["stage"], jnp.int32)
+            self.epochs_in_stage = jnp.asarray(state["epochs_in_stage"], jnp.int32)
 
 
 class Pacer:
@@ -366,26 +542,36 @@ class Pacer:
 
     Competence follows ``config.pacing`` from ``config.c0`` at epoch 0 to 1 at
     epoch ``config.curriculum_epochs`` (0: half of ``num_epochs``), restarting
-    at every task. Static curricula rank rows once by their text; ``self_paced``
-    ranks them every epoch by the current model's loss (Kumar et al. 2010 with
-    a competence schedule in place of the growing threshold). With
-    ``config.curriculum_balanced`` the fraction is taken within each class.
+    at every task; ``pacing='threshold'`` raises it a stage at a time on
+    validation accuracy instead (``ValidationStages``), with full competence
+    from ``curriculum_epochs`` on. Static curricula rank rows once by their
+    text; ``self_paced`` ranks them every epoch by the current model's loss
+    (Kumar et al. 2010 with a competence schedule in place of the growing
+    threshold). With ``config.curriculum_balanced`` the fraction is taken
+    within each class.
     """
 
-    def __init__(self, config, scores: np.ndarray | None, train_on: str, apply_fn: Callable):
+    def __init__(self, config, scores: np.ndarray | None, train_on: str, apply_fn: Callable,
+                 seeds: Sequence[int] | None = None):
         self.name = str(config.curriculum)
         epochs = int(config.get("curriculum_epochs", 0)) or max(1, int(config.num_epochs) // 2)
-        self.competence = pacing_function(str(config.get("pacing", "linear")), epochs,
-                                          float(config.get("c0", 0.1)))
+        pacing = str(config.get("pacing", "linear"))
+        if pacing not in PACINGS:
+            raise ValueError(f"unknown config.pacing {pacing!r}; choose from {', '.join(PACINGS)}")
+        self.stages = None
+        if pacing == "threshold":
+            self.stages = ValidationStages(config, seeds, apply_fn, epochs, train_on)
+        else:
+            self.competence = pacing_function(pacing, epochs, float(config.get("c0", 0.1)))
         self.scores = None if scores is None else jnp.asarray(scores)  # [R, T, N]
         self.train_on = train_on
         self.balanced = bool(config.get("curriculum_balanced", False))
         batch = int(config.eval_batch_size)
         self._losses = jax.jit(jax.vmap(
             lambda p, x, y, m: example_losses(apply_fn, p, x, y, m, batch)))
-        self._mask = jax.jit(jax.vmap(easiest_mask, in_axes=(0, 0, None)))
+        self._mask = jax.jit(jax.vmap(easiest_mask))
         self._balanced_mask = jax.jit(
-            jax.vmap(balanced_easiest_mask, in_axes=(0, 0, None, 0, None)), static_argnums=4)
+            jax.vmap(balanced_easiest_mask, in_axes=(0, 0, 0, 0, None)), static_argnums=4)
 
     @classmethod
     def from_config(cls, config, seeds: Sequence[int], size: int, train_on: str,
@@ -401,7 +587,7 @@ class Pacer:
         if name != "self_paced":
             by_seed = {s: stream_difficulty(config, s, size) for s in sorted(set(seeds))}
             scores = np.stack([by_seed[s] for s in seeds])
-        return cls(config, scores, train_on, apply_fn)
+        return cls(config, scores, train_on, apply_fn, seeds)
 
     def _stage_scores(self, stage_task: int) -> jax.Array:
         if self.train_on == "task":
@@ -410,15 +596,37 @@ class Pacer:
         return self.scores.reshape(runs, tasks * size)
 
     def pool(self, pool: dict, stage_task: int, epoch: int, params) -> dict:
-        """``pool`` with ``valid`` cut to the easiest ``c(epoch)`` fraction of its rows."""
+        """``pool`` with ``valid`` cut to the easiest ``c(epoch)`` fraction of its rows.
+
+        With ``pacing='threshold'`` the validation rows are never valid, and
+        each run's competence is its own stage's.
+        """
+        train_rows = pool["valid"]
+        if self.stages is None:
+            competence = jnp.full(train_rows.shape[:1], self.competence(epoch))
+        else:
+            competence = self.stages.competence(pool, stage_task, epoch, params)
+            train_rows = train_rows & ~self.stages.held_out(pool, stage_task)
         if self.name == "self_paced":
             scores = self._losses(params, pool["x"], pool["y"], pool["logit_mask"])
         else:
             scores = self._stage_scores(stage_task)
-        competence = self.competence(epoch)
         if self.balanced:
-            valid = self._balanced_mask(scores, pool["valid"], competence, pool["y"],
+            valid = self._balanced_mask(scores, train_rows, competence, pool["y"],
                                         pool["logit_mask"].shape[-1])
         else:
-            valid = self._mask(scores, pool["valid"], competence)
+            valid = self._mask(scores, train_rows, competence)
         return {**pool, "valid": valid}
+
+    def metrics(self) -> dict[str, jax.Array]:
+        """``[R]`` figures of the last ``pool`` call to log with the epoch (threshold pacing:
+        the validation accuracy that decided the stage, the stage, the competence)."""
+        return dict(self.stages.last) if self.stages is not None else {}
+
+    def state(self) -> dict:
+        """What a resumed run needs to pace as the uninterrupted one (JSON-able)."""
+        return self.stages.state() if self.stages is not None else {}
+
+    def restore(self, state: dict) -> None:
+        if self.stages is not None:
+            self.stages.restore(state)
