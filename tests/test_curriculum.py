@@ -123,3 +123,58 @@ def test_self_paced_weights():
     assert admitted == sorted(admitted) and admitted[-1] == 4
     with pytest.raises(ValueError, match="growth >= 1"):
         cl.self_paced_threshold(0, 1.0, growth=0.5)
+
+
+def test_next_stage_follows_a_fake_accuracy_sequence():
+    thresholds = np.array([0.5, 0.6, 0.7], np.float32)
+    accuracies = [0.40, 0.55, 0.58, 0.65, 0.69, 0.70, 0.99, 0.10]
+    want = [0, 1, 1, 2, 2, 3, 3, 3]  # leaves stage k exactly when accuracy >= thresholds[k]
+    stage, in_stage, got = 0, 0, []
+    for accuracy in accuracies:
+        stage, in_stage = cl.next_stage(stage, in_stage, accuracy, thresholds)
+        got.append(int(stage))
+    assert got == want
+
+
+def test_next_stage_is_per_run_and_the_limit_forces_a_stage():
+    thresholds = jnp.array([0.5, 0.5])
+    stage, in_stage = jnp.zeros(3, jnp.int32), jnp.zeros(3, jnp.int32)
+    step = jax.jit(cl.next_stage, static_argnums=4)
+    history = []
+    for accuracy in ([0.6, 0.1, 0.1], [0.6, 0.1, 0.1], [0.0, 0.1, 0.9]):
+        stage, in_stage = step(stage, in_stage, jnp.asarray(accuracy), thresholds, 2)
+        history.append(np.asarray(stage).tolist())
+    # run 0 passes twice; run 1 never passes but the 2-epoch limit moves it; run 2 passes late
+    assert history == [[1, 0, 0], [2, 1, 1], [2, 1, 2]]
+    chex.assert_trees_all_equal(in_stage, jnp.array([1, 1, 0], jnp.int32))
+
+
+def test_parse_thresholds_and_stage_competence():
+    np.testing.assert_allclose(cl.parse_thresholds("0.5, 0.6,0.65"), [0.5, 0.6, 0.65])
+    np.testing.assert_allclose(cl.parse_thresholds(0.7, num_stages=3), [0.7] * 3)
+    np.testing.assert_allclose(cl.parse_thresholds((0.5, 0.6)), [0.5, 0.6])
+    with pytest.raises(ValueError, match="has 2 values for config.num_stages=3"):
+        cl.parse_thresholds("0.5,0.6", num_stages=3)
+    with pytest.raises(ValueError, match=r"accuracies in \[0, 1\].*'0.5,high'"):
+        cl.parse_thresholds("0.5,high")
+    with pytest.raises(ValueError, match=r"accuracies in \[0, 1\]"):
+        cl.parse_thresholds("65")
+    levels = cl.stage_competence(jnp.arange(4), 3, 0.1)
+    np.testing.assert_allclose(levels, [0.1, 0.4, 0.7, 1.0], rtol=1e-6)
+
+
+def test_held_out_rows_take_a_fraction_of_each_task_from_the_key():
+    task = jnp.asarray([0] * 30 + [1] * 30 + [2] * 30)
+    valid = jnp.asarray(([True] * 25 + [False] * 5) * 2 + [False] * 30)  # task 2 is not in it
+    held = np.asarray(cl.held_out_rows(jax.random.key(0), task, valid, 0.1))
+    assert held[:30].sum() == 3 and held[30:60].sum() == 3 and not held[60:].any()
+    assert not (held & ~np.asarray(valid)).any()
+    again = np.asarray(cl.held_out_rows(jax.random.key(0), task, valid, 0.1))
+    other = np.asarray(cl.held_out_rows(jax.random.key(1), task, valid, 0.1))
+    np.testing.assert_array_equal(held, again)
+    assert not np.array_equal(held, other)
+    # a task's rows are held out the same way when a later task joins the pool
+    first_only = np.asarray(cl.held_out_rows(jax.random.key(0), task, valid & (task == 0), 0.1))
+    np.testing.assert_array_equal(first_only[:30], held[:30])
+    # a task keeps a row to train on
+    assert int(cl.held_out_rows(jax.random.key(0), task[:2], valid[:2], 0.9).sum()) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -9,7 +11,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from research import train
+from research import checkpoint, train
 from research.data import curriculum as cl
 
 
@@ -133,3 +135,104 @@ def test_balanced_masks_take_the_fraction_within_each_class():
     plain = cl.Pacer(_config(c0=0.25, pacing="step"), scores, "task", apply_fn=None)
     np.testing.assert_array_equal(
         np.flatnonzero(np.asarray(plain.pool(pool, 0, 0, None)["valid"])[0]), [0, 1, 2])
+
+
+def _threshold_config(**fields) -> ml_collections.ConfigDict:
+    base = {"pacing": "threshold", "stage_thresholds": "0.5", "num_stages": 2, "c0": 0.2,
+            "validation_fraction": 0.1}
+    return _config(**{**base, **fields})
+
+
+def test_threshold_stages_advance_on_validation_accuracy_per_run():
+    """Fake model: every row's label is 0 and params p > 0 predict 0, so accuracy is 1 or 0."""
+    valid = np.ones((2, 40), bool)
+    valid[1, 30:] = False  # run 1: 30 real rows
+    scores = np.random.default_rng(3).normal(size=(2, 1, 40)).astype(np.float32)
+    apply_fn = lambda p, x: jnp.concatenate([jnp.full(x.shape[:1] + (1,), p), jnp.zeros(
+        x.shape[:1] + (1,))], -1)
+    pacer = cl.Pacer(_threshold_config(), scores, "task", apply_fn, seeds=[0, 1])
+    params = [[-1, 1], [-1, 1], [1, 1], [-1, 1], [1, 1], [1, 1]]  # per epoch, per run
+    want_stage = [[0, 0], [0, 1], [1, 2], [1, 2], [2, 2], [2, 2]]
+    for epoch, (p, stage) in enumerate(zip(params, want_stage, strict=True)):
+        mask = np.asarray(pacer.pool(_pool(valid), 0, epoch, jnp.asarray(p, jnp.float32))["valid"])
+        logged = pacer.metrics()
+        np.testing.assert_array_equal(logged["curriculum_stage"], stage, err_msg=f"epoch {epoch}")
+        np.testing.assert_array_equal(logged["val_accuracy"], np.asarray(p) > 0)
+        held = np.asarray(pacer.stages.held_out(_pool(valid), 0))
+        assert held.sum(1).tolist() == [4, 3]  # ceil(10%) of 40 and of 30 rows
+        assert not (mask & held).any()  # validation rows are never trained on
+        for r, n in enumerate((40, 30)):
+            competence = 0.2 + 0.8 * stage[r] / 2
+            assert mask[r].sum() == int(np.ceil(competence * (n - held[r].sum()) - 1e-6))
+            np.testing.assert_allclose(logged["competence"][r], competence, rtol=1e-6)
+    # epochs trained at the current stage before the last check: run 0 epoch 4, run 1 epochs 2-4
+    assert pacer.state() == {"stage": [2, 2], "epochs_in_stage": [1, 3]}
+    # a new task starts at stage 0 again
+    pacer.pool(_pool(valid), 1, 0, jnp.ones(2))
+    assert pacer.metrics()["curriculum_stage"].tolist() == [0, 0]
+
+
+def test_threshold_cap_gives_full_competence_and_state_round_trips():
+    valid = np.ones((1, 20), bool)
+    never = lambda p, x: jnp.zeros(x.shape[:1] + (2,)).at[:, 1].set(1.0)  # always wrong
+    config = _threshold_config(curriculum_epochs=3, stage_thresholds="0.9,0.95")
+    pacer = cl.Pacer(config, np.zeros((1, 1, 20), np.float32), "task", never)
+    counts = [int(np.asarray(pacer.pool(_pool(valid), 0, e, None)["valid"]).sum())
+              for e in range(5)]
+    assert counts == [4, 4, 4, 18, 18]  # c0=0.2 of 18 training rows until the cap at epoch 3
+    resumed = cl.Pacer(config, np.zeros((1, 1, 20), np.float32), "task", never)
+    resumed.restore(pacer.state())
+    assert resumed.state() == pacer.state()
+
+
+def test_threshold_config_errors_are_one_line():
+    with pytest.raises(ValueError, match="unknown config.pacing 'thresh'; choose from .*threshold"):
+        cl.Pacer(_config(pacing="thresh"), None, "task", None)
+    with pytest.raises(ValueError, match=r"validation_fraction must be in \(0, 1\), got 1.5"):
+        cl.Pacer(_threshold_config(validation_fraction=1.5), None, "task", None)
+    with pytest.raises(ValueError, match="max_epochs_per_stage must be >= 0"):
+        cl.Pacer(_threshold_config(max_epochs_per_stage=-1), None, "task", None)
+    with pytest.raises(ValueError, match="has 3 values for config.num_stages=2"):
+        cl.Pacer(_threshold_config(stage_thresholds="0.1,0.2,0.3"), None, "task", None)
+
+
+def _threshold_digits(config):
+    config.num_tasks, config.num_epochs, config.num_seeds = 2, 4, 2
+    config.update(curriculum="self_paced", curriculum_balanced=True, pacing="threshold",
+                  stage_thresholds="0.3,0.5", c0=0.2, curriculum_epochs=4)
+    return config
+
+
+def _stages(workdir) -> list[tuple]:
+    with open(workdir / "metrics.jsonl") as f:
+        rows = [json.loads(line) for line in f]
+    return [(r["task"], r["epoch"], r["run"], r["curriculum_stage"], r["val_accuracy"])
+            for r in rows]
+
+
+@pytest.mark.slow
+def test_threshold_run_resumes_to_the_same_stages_and_figures(digits_config, tmp_path,
+                                                             monkeypatch):
+    config = _threshold_digits(digits_config)
+    whole = train.train_and_evaluate(config, str(tmp_path / "whole"))
+    stages = _stages(tmp_path / "whole")
+    assert {s for *_, s, _ in stages} == {0, 1, 2}  # the runs did advance
+    assert any(a[3] != b[3] for a, b in zip(stages[::2], stages[1::2], strict=True))  # per seed
+    saves, real_save = [], checkpoint.save
+
+    def crash_on_the_third_save(*args, **kwargs):  # after task 0's epoch 2, stage > 0
+        saves.append(1)
+        if len(saves) == 3:
+            raise KeyboardInterrupt("simulated crash")
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "save", crash_on_the_third_save)
+    with pytest.raises(KeyboardInterrupt):
+        train.train_and_evaluate(config, str(tmp_path / "resumed"))
+    monkeypatch.setattr(checkpoint, "save", real_save)
+    resumed = train.train_and_evaluate(config, str(tmp_path / "resumed"))
+    assert _stages(tmp_path / "resumed") == stages
+    np.testing.assert_array_equal(whole["class_il"]["accuracy_matrix"],
+                                  resumed["class_il"]["accuracy_matrix"])
+    for a, b in zip(whole["class_il"]["runs"], resumed["class_il"]["runs"], strict=True):
+        assert a["accuracy_matrix"] == b["accuracy_matrix"]
