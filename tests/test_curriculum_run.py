@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import pathlib
+import subprocess
+import sys
 
 import chex
 import jax
@@ -236,3 +239,26 @@ def test_threshold_run_resumes_to_the_same_stages_and_figures(digits_config, tmp
                                   resumed["class_il"]["accuracy_matrix"])
     for a, b in zip(whole["class_il"]["runs"], resumed["class_il"]["runs"], strict=True):
         assert a["accuracy_matrix"] == b["accuracy_matrix"]
+
+
+@pytest.mark.slow
+def test_runlocal_threshold_run_from_the_command_line(tmp_path):
+    root = pathlib.Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-m", "scripts.run",
+         "--config=research/configs/sentiment_curriculum.py:runlocal",
+         "--config.curriculum=length", "--config.pacing=threshold",
+         "--config.stage_thresholds=0.35,0.4", f"--workdir={tmp_path}"],
+        cwd=root, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert 0.0 <= results["domain_il"]["ACC"] <= 1.0 and results["num_compiles"] == 5
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 * 4  # 3 seeds x 4 epochs of the one joint stage
+    for run in range(3):
+        mine = sorted((r for r in rows if r["run"] == run), key=lambda r: r["epoch"])
+        stages = [r["curriculum_stage"] for r in mine]
+        assert stages[0] == 0 and stages == sorted(stages)
+        for r in mine:
+            cap = 1.0 if r["epoch"] >= 2 else 0.1 + 0.9 * r["curriculum_stage"] / 2
+            assert r["competence"] == pytest.approx(cap) and 0 <= r["val_accuracy"] <= 1
