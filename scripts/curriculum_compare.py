@@ -4,7 +4,8 @@
       [--config=research/configs/sentiment_curriculum.py] [--config.num_seeds=3] \
       [--budgets=1,2,4,8,20] [--target=0.65]
 
-Each setting (random order, then every ``--curricula`` x ``--pacings``) runs
+Each setting (random order, then every ``--curricula`` x ``--pacings``; pacing
+``threshold`` advances on validation accuracy, ``config.stage_thresholds``) runs
 through ``research.train.train_and_evaluate`` once per epoch budget; a shorter
 budget is an exact prefix of the longer run (same seeds, same competence
 schedule: ``config.curriculum_epochs`` does not depend on ``num_epochs``), so
@@ -31,7 +32,7 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=False)
 _OUTPUT = flags.DEFINE_string("output", None, "Directory for the runs and the table.")
 _CURRICULA = flags.DEFINE_list("curricula", list(curriculum.CURRICULA), "Difficulties to compare.")
-_PACINGS = flags.DEFINE_list("pacings", list(curriculum.PACING), "Pacing functions to compare.")
+_PACINGS = flags.DEFINE_list("pacings", list(curriculum.PACINGS), "Pacings to compare.")
 _BUDGETS = flags.DEFINE_list("budgets", ["1", "2", "4", "8", "20"],
                              "Epoch budgets, ascending; the last is the full run.")
 _TARGET = flags.DEFINE_float("target", 0.65, "Mean test accuracy whose first budget is reported.")
@@ -44,8 +45,8 @@ def settings(curricula: list[str], pacings: list[str]) -> list[tuple[str, str]]:
         if name not in curriculum.CURRICULA:
             raise ValueError(f"unknown curriculum {name!r}; choose from {curriculum.CURRICULA}")
     for name in pacings:
-        if name not in curriculum.PACING:
-            raise ValueError(f"unknown pacing {name!r}; choose from {sorted(curriculum.PACING)}")
+        if name not in curriculum.PACINGS:
+            raise ValueError(f"unknown pacing {name!r}; choose from {list(curriculum.PACINGS)}")
     return [("", "")] + [(c, p) for c in curricula for p in pacings]
 
 
@@ -74,7 +75,21 @@ def run_setting(config, name: str, pacing: str, budgets: list[int], output: str)
         acc = _final_row(results)
         curve.append({"epochs": epochs, "steps": results["steps"], "overall": acc.mean(1).tolist(),
                       "per_domain": acc.tolist()})
-    return {"curriculum": name, "pacing": pacing, "curve": curve}
+    row = {"curriculum": name, "pacing": pacing, "curve": curve}
+    if pacing == "threshold":
+        row["stages"] = stage_history(os.path.join(output, tag))
+    return row
+
+
+def stage_history(workdir: str) -> list[list[int]]:
+    """[runs][epochs]: the stage each seed trained each epoch at (the run's metrics.jsonl)."""
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    runs = 1 + max(r["run"] for r in rows)
+    by_run: list[list[int]] = [[] for _ in range(runs)]
+    for r in sorted(rows, key=lambda r: (r["task"], r["epoch"])):
+        by_run[r["run"]].append(int(r["curriculum_stage"]))
+    return by_run
 
 
 def _mean_std(values) -> str:
@@ -120,7 +135,10 @@ def compare(config, output: str, curricula: list[str], pacings: list[str],
                f"of the {len(domains)} domains), c0={config.c0}, full competence after "
                f"{config.curriculum_epochs} epochs"
                + (", easiest fraction taken within each class" if config.get(
-                   "curriculum_balanced") else "") + ".\n\n")
+                   "curriculum_balanced") else "")
+               + (f"; threshold: stages on accuracy {config.stage_thresholds} over "
+                  f"{config.validation_fraction:.0%} held-out training rows (not trained on)"
+                  if "threshold" in pacings else "") + ".\n\n")
     text = caption + table(rows, domains, target)
     with open(os.path.join(output, "curriculum.md"), "w") as f:
         f.write(text)
