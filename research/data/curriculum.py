@@ -223,7 +223,7 @@ def advance_stage(
     return jnp.where(passed & (stage < num_stages - 1), stage + 1, stage)
 
 
-def parse_thresholds(value, num_stages: int = 0) -> np.ndarray:
+def parse_thresholds(value: str | float | Sequence[float], num_stages: int = 0) -> np.ndarray:
     """``config.stage_thresholds`` (``'0.5,0.6'``, a number or a sequence) as one per stage.
 
     ``num_stages=0`` takes one stage per threshold; a single threshold serves every stage.
@@ -463,7 +463,7 @@ class ValidationStages:
 
     def __init__(self, config, seeds: Sequence[int] | None, apply_fn: Callable,
                  cap_epochs: int, train_on: str):
-        self.thresholds = parse_thresholds(config.get("stage_thresholds", "0.5,0.6,0.65"),
+        self.thresholds = parse_thresholds(config.get("stage_thresholds", "0.5,0.55,0.6"),
                                            int(config.get("num_stages", 0)))
         self.c0 = float(config.get("c0", 0.1))
         _check_c0(self.c0)
