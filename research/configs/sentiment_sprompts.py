@@ -6,7 +6,9 @@
 algorithms/s_prompts.py: the encoder stays frozen, each domain (tweets ->
 movies -> amazon -> nyt) trains its own 20-token prompt and 3-way head, and
 test rows are routed to a domain by K-means centroids of frozen features.
-Figures and costs are in docs/results_text.md, section 7.
+With 400 examples per domain and 5 epochs: ACC 0.641, BWT -0.013, 82% of test
+rows routed to their own domain; ~13 min on 2 shared CPU cores (765 s of
+training). Details in docs/results_text.md, section 7.
 """
 
 from research.configs import sentiment_domains
@@ -20,6 +22,6 @@ def get_config(runlocal: str = ""):
     config.hp.sprompts_max_tasks = config.num_tasks
     config.hp.sprompts_clusters = 5  # K-means centroids per domain (the paper's K)
     # Optimizer: prompts and a fresh head need a far larger rate than full fine-tuning.
-    config.learning_rate = 1e-2
+    config.learning_rate = 3e-2  # tweets, 400 rows, 5 epochs: 0.738 (1e-2 and 3e-3: 0.688)
     config.num_epochs = 5 if not runlocal else config.num_epochs
     return config
