@@ -25,3 +25,26 @@ def digits_config():
     config.progress = False
     config.plots = False
     return config
+
+
+@pytest.fixture
+def crash_and_resume(monkeypatch):
+    """``run(config, workdir)``: a run killed at its third checkpoint save, then rerun."""
+    from research import checkpoint, train
+
+    def run(config, workdir: str) -> dict:
+        saves, real_save = [], checkpoint.save
+
+        def crash_on_the_third_save(*args, **kwargs):
+            saves.append(1)
+            if len(saves) == 3:
+                raise KeyboardInterrupt("simulated crash")
+            return real_save(*args, **kwargs)
+
+        monkeypatch.setattr(checkpoint, "save", crash_on_the_third_save)
+        with pytest.raises(KeyboardInterrupt):
+            train.train_and_evaluate(config, workdir)
+        monkeypatch.setattr(checkpoint, "save", real_save)
+        return train.train_and_evaluate(config, workdir)
+
+    return run

@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from research import checkpoint, train
+from research import train
 from research.data import curriculum as cl
 
 
@@ -215,25 +215,14 @@ def _stages(workdir) -> list[tuple]:
 
 @pytest.mark.slow
 def test_threshold_run_resumes_to_the_same_stages_and_figures(digits_config, tmp_path,
-                                                             monkeypatch):
+                                                             crash_and_resume):
     config = _threshold_digits(digits_config)
     whole = train.train_and_evaluate(config, str(tmp_path / "whole"))
     stages = _stages(tmp_path / "whole")
     assert {s for *_, s, _ in stages} == {0, 1, 2}  # the runs did advance
     assert any(a[3] != b[3] for a, b in zip(stages[::2], stages[1::2], strict=True))  # per seed
-    saves, real_save = [], checkpoint.save
-
-    def crash_on_the_third_save(*args, **kwargs):  # after task 0's epoch 2, stage > 0
-        saves.append(1)
-        if len(saves) == 3:
-            raise KeyboardInterrupt("simulated crash")
-        return real_save(*args, **kwargs)
-
-    monkeypatch.setattr(checkpoint, "save", crash_on_the_third_save)
-    with pytest.raises(KeyboardInterrupt):
-        train.train_and_evaluate(config, str(tmp_path / "resumed"))
-    monkeypatch.setattr(checkpoint, "save", real_save)
-    resumed = train.train_and_evaluate(config, str(tmp_path / "resumed"))
+    # The crash comes after task 0's epoch 2, when stages are past 0.
+    resumed = crash_and_resume(config, str(tmp_path / "resumed"))
     assert _stages(tmp_path / "resumed") == stages
     np.testing.assert_array_equal(whole["class_il"]["accuracy_matrix"],
                                   resumed["class_il"]["accuracy_matrix"])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from research import checkpoint, config_check, host_stream, train
+from research import config_check, host_stream, train
 
 
 def test_epoch_order_visits_every_real_row_once_per_pass():
@@ -47,21 +47,9 @@ def test_streamed_run_is_deterministic_and_learns_like_the_device_pool(digits_co
     assert first["steps"] >= on_device["steps"]  # whole chunks: never fewer steps
 
 
-def test_streamed_run_resumes_to_the_same_figures(digits_config, tmp_path, monkeypatch):
+def test_streamed_run_resumes_to_the_same_figures(digits_config, tmp_path, crash_and_resume):
     whole = train.train_and_evaluate(_streamed(digits_config, 3), str(tmp_path / "whole"))
-    saves, real_save = [], checkpoint.save
-
-    def crash_on_the_third_save(*args, **kwargs):
-        saves.append(1)
-        if len(saves) == 3:
-            raise KeyboardInterrupt("simulated crash")
-        return real_save(*args, **kwargs)
-
-    monkeypatch.setattr(checkpoint, "save", crash_on_the_third_save)
-    with pytest.raises(KeyboardInterrupt):
-        train.train_and_evaluate(_streamed(digits_config, 3), str(tmp_path / "resumed"))
-    monkeypatch.setattr(checkpoint, "save", real_save)
-    resumed = train.train_and_evaluate(_streamed(digits_config, 3), str(tmp_path / "resumed"))
+    resumed = crash_and_resume(_streamed(digits_config, 3), str(tmp_path / "resumed"))
     for key in ("class_il", "task_il"):
         np.testing.assert_array_equal(whole[key]["accuracy_matrix"],
                                       resumed[key]["accuracy_matrix"])
