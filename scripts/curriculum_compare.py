@@ -24,6 +24,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from research import train
+from research.curriculum_report import parse_budgets, settings, stage_history, table
 from research.data import curriculum
 from scripts import cli
 
@@ -37,24 +38,6 @@ _BUDGETS = flags.DEFINE_list("budgets", ["1", "2", "4", "8", "20"],
                              "Epoch budgets, ascending; the last is the full run.")
 _TARGET = flags.DEFINE_float("target", 0.65, "Mean test accuracy whose first budget is reported.")
 flags.mark_flag_as_required("output")
-
-
-def settings(curricula: list[str], pacings: list[str]) -> list[tuple[str, str]]:
-    """(curriculum, pacing) pairs: random order first."""
-    for name in curricula:
-        if name not in curriculum.CURRICULA:
-            raise ValueError(f"unknown curriculum {name!r}; choose from {curriculum.CURRICULA}")
-    for name in pacings:
-        if name not in curriculum.PACINGS:
-            raise ValueError(f"unknown pacing {name!r}; choose from {list(curriculum.PACINGS)}")
-    return [("", "")] + [(c, p) for c in curricula for p in pacings]
-
-
-def parse_budgets(values: list[str]) -> list[int]:
-    budgets = [int(v) for v in values]
-    if not budgets or budgets != sorted(set(budgets)) or budgets[0] < 1:
-        raise ValueError(f"--budgets must be ascending positive integers, got {values}")
-    return budgets
 
 
 def _final_row(results: dict) -> np.ndarray:
@@ -79,47 +62,6 @@ def run_setting(config, name: str, pacing: str, budgets: list[int], output: str)
     if pacing == "threshold":
         row["stages"] = stage_history(os.path.join(output, tag))
     return row
-
-
-def stage_history(workdir: str) -> list[list[int]]:
-    """[runs][epochs]: the stage each seed trained each epoch at (the run's metrics.jsonl)."""
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        rows = [json.loads(line) for line in f]
-    runs = 1 + max(r["run"] for r in rows)
-    by_run: list[list[int]] = [[] for _ in range(runs)]
-    for r in sorted(rows, key=lambda r: (r["task"], r["epoch"])):
-        by_run[r["run"]].append(int(r["curriculum_stage"]))
-    return by_run
-
-
-def _mean_std(values) -> str:
-    values = np.asarray(values)
-    return f"{values.mean():.3f} ± {values.std():.3f}"
-
-
-def first_reaching(curve: list[dict], target: float) -> str:
-    """Steps of the first budget whose mean overall accuracy reaches ``target``."""
-    for point in curve:
-        if np.mean(point["overall"]) >= target:
-            return f"{point['steps']} ({point['epochs']} ep)"
-    return "not reached"
-
-
-def table(rows: list[dict], domains: list[str], target: float) -> str:
-    budgets = [p["epochs"] for p in rows[0]["curve"]]
-    head = ([f"acc @{e} ep" for e in budgets] + [f"{d} @{budgets[-1]}" for d in domains]
-            + [f"steps to {target:.2f}"])
-    lines = ["| curriculum | pacing | " + " | ".join(head) + " |",
-             "|---|---|" + "---|" * len(head)]
-    for row in rows:
-        curve = row["curve"]
-        cells = [_mean_std(p["overall"]) for p in curve]
-        per_domain = np.asarray(curve[-1]["per_domain"])
-        cells += [_mean_std(per_domain[:, d]) for d in range(len(domains))]
-        cells.append(first_reaching(curve, target))
-        lines.append(f"| {row['curriculum'] or 'random order'} | {row['pacing'] or '-'} | "
-                     + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def compare(config, output: str, curricula: list[str], pacings: list[str],

@@ -254,13 +254,13 @@ def test_runlocal_threshold_run_from_the_command_line(tmp_path):
 
 
 def test_compare_takes_threshold_rows_and_reads_their_stages(tmp_path):
-    from scripts import curriculum_compare
+    from research import curriculum_report
 
-    assert curriculum_compare.settings(["length"], ["root", "threshold"]) == [
+    assert curriculum_report.settings(["length"], ["root", "threshold"]) == [
         ("", ""), ("length", "root"), ("length", "threshold")]
     with pytest.raises(ValueError, match="unknown pacing 'cosine'; choose from .*'threshold'"):
-        curriculum_compare.settings(["length"], ["cosine"])
+        curriculum_report.settings(["length"], ["cosine"])
     rows = [{"task": 0, "epoch": e, "run": r, "curriculum_stage": float(s)}
             for e, stages in enumerate([(0, 0), (1, 0), (2, 1)]) for r, s in enumerate(stages)]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[::-1]))
-    assert curriculum_compare.stage_history(str(tmp_path)) == [[0, 1, 2], [0, 0, 1]]
+    assert curriculum_report.stage_history(str(tmp_path)) == [[0, 1, 2], [0, 0, 1]]
