@@ -37,6 +37,14 @@ class RunState(NamedTuple):
     step: jax.Array
 
 
+def compiler_options() -> dict | None:
+    """XLA options for the engine's programs. On CPU, backend optimisation level 1:
+    compiling takes about half as long (the threefry kernels of the initialisers
+    most of all) and the programs ran as fast, since their time is in the library
+    matmuls (measured on the MLP and MiniLM steps, docs/benchmarks.md)."""
+    return {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
+
+
 class Compiled:
     """A jitted function compiled ahead of time, once per input signature.
 
@@ -61,7 +69,7 @@ class Compiled:
             start = time.perf_counter()
             jitted = self._jitted if self._placement is None else self._placement.jit(
                 self._fn, args, **self._jit_kwargs)
-            self._cache[key] = jitted.lower(*args).compile()
+            self._cache[key] = jitted.lower(*args).compile(compiler_options())
             self.compile_seconds += time.perf_counter() - start
         return self._cache[key](*args)
 
