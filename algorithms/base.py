@@ -121,6 +121,10 @@ class Algorithm:
         ``task_data`` is the whole task's padded training set as a batch.
     predict(params, state, x, apply_fn) -> scores [B, C]
         What evaluation takes the argmax of (iCaRL's nearest-mean classifier).
+    route(params, state, x, apply_fn) -> slots [B] int, or None
+        For methods that send each input to a module learned at one stage
+        (S-Prompts' domain identification): the stage's index. Evaluation then
+        reports how each task's test rows were routed (``results.json``).
     optimizer(base) -> optimizer
         Wraps the base optax optimizer (freezing, per-layer rates).
     train_on: which data each stage trains on: ``'task'`` (the current task),
@@ -135,6 +139,7 @@ class Algorithm:
     after_step: Callable[..., State] = _keep_state_after_step
     end_task: Callable[..., State] = _keep_state_end_task
     predict: Callable[..., jax.Array] = _plain_predict
+    route: Callable[..., jax.Array] | None = None
     optimizer: Callable[[optax.GradientTransformation], optax.GradientTransformation] = (
         lambda base: base
     )

@@ -183,4 +183,5 @@ def make(hp: dict) -> Algorithm:
         return optax.multi_transform({peft.TRAIN: base, peft.FREEZE: optax.set_to_zero()},
                                      lambda p: peft.param_labels(p, TRAINED))
 
-    return Algorithm(init=init, end_task=end_task, predict=predict, optimizer=optimizer)
+    return Algorithm(init=init, end_task=end_task, predict=predict, route=identify,
+                     optimizer=optimizer)

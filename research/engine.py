@@ -254,26 +254,32 @@ class Engine:
 
     def _evaluate(self, state: RunState, test: Pool, task_classes: jax.Array,
                   hp: dict) -> dict[str, jax.Array]:
-        """Class-IL and task-IL accuracy of every task: [T] each."""
+        """Class-IL and task-IL accuracy of every task: [T] each. A method with a
+        ``route`` hook adds ``routing`` [T, T]: task j's test rows sent to each stage."""
         alg = self.algorithm(hp)
+        num_tasks = test["y"].shape[0]
+
+        def over_chunks(fn, x):
+            chunks = jax.tree_util.tree_map(
+                lambda a: a.reshape((-1, self.eval_batch_size) + a.shape[1:]), x)
+            out = jax.lax.map(lambda c: fn(state.params, state.alg_state, c, self.apply_fn),
+                              chunks)
+            return out.reshape((-1,) + out.shape[2:])
 
         def one_task(args):
             x, y, valid, classes = args
-            chunks = jax.tree_util.tree_map(
-                lambda a: a.reshape((-1, self.eval_batch_size) + a.shape[1:]), x)
-            scores = jax.lax.map(
-                lambda c: alg.predict(state.params, state.alg_state, c, self.apply_fn), chunks)
-            scores = scores.reshape((y.shape[0], -1))
+            scores = over_chunks(alg.predict, x)
             weight = valid.astype(jnp.float32)
             count = jnp.maximum(jnp.sum(weight), 1.0)
-            class_il = jnp.sum((jnp.argmax(scores, -1) == y) * weight) / count
-            task_scores = base.masked_logits(scores, classes[None, :])
-            task_il = jnp.sum((jnp.argmax(task_scores, -1) == y) * weight) / count
-            return class_il, task_il
+            out = {"class_il": jnp.sum((jnp.argmax(scores, -1) == y) * weight) / count,
+                   "task_il": jnp.sum((jnp.argmax(base.masked_logits(scores, classes[None, :]),
+                                                  -1) == y) * weight) / count}
+            if alg.route is not None:
+                slots = jax.nn.one_hot(over_chunks(alg.route, x), num_tasks)
+                out["routing"] = jnp.sum(slots * weight[:, None], 0)
+            return out
 
-        class_il, task_il = jax.lax.map(
-            one_task, (test["x"], test["y"], test["valid"], task_classes))
-        return {"class_il": class_il, "task_il": task_il}
+        return jax.lax.map(one_task, (test["x"], test["y"], test["valid"], task_classes))
 
 
 def epoch_means(totals: dict, report_skipped: bool) -> dict:

@@ -57,6 +57,16 @@ def summarize(r: np.ndarray, random_init: np.ndarray) -> dict:
     }
 
 
+def routing_summary(counts: np.ndarray) -> dict:
+    """A routing confusion [T, T] (rows: the test rows' task, columns: the stage they
+    were sent to; stage j learned task j) and the share sent to their own task's stage."""
+    counts = np.asarray(counts, np.float64)
+    return {"confusion": counts.round().astype(int).tolist(),
+            "routed_right": float(np.trace(counts) / max(counts.sum(), 1.0)),
+            "routed_right_per_task": (np.diag(counts) / np.maximum(counts.sum(1), 1.0))
+            .round(6).tolist()}
+
+
 def mean_std(values: list[float]) -> dict:
     """{'mean', 'std'} over seeds (population std; 0 for one seed)."""
     arr = np.asarray(values, np.float64)

@@ -67,6 +67,14 @@ def run_markdown(results: dict) -> str:
             body = [[str(i)] + [f"{v:.3f}" for v in row] for i, row in enumerate(matrix)]
             parts.append(f"\n## {key} accuracy matrix (mean over runs)\n\n")
             parts.append(markdown_table(headers, body))
+    if "routing" in results:
+        confusion = np.sum([run["confusion"] for run in results["routing"]["runs"]], axis=0)
+        headers = ["task \\ sent to stage"] + [str(j) for j in range(confusion.shape[1])]
+        body = [[str(i)] + [str(int(v)) for v in row] for i, row in enumerate(confusion)]
+        parts.append(f"\n## routing of the test rows after the last stage (summed over runs): "
+                     f"{_fmt(results['routing']['routed_right'])} to their own task's stage"
+                     "\n\n")
+        parts.append(markdown_table(headers, body))
     parts.append(f"\ntrain {results['train_seconds']:.1f} s, compile "
                  f"{results['compile_seconds']:.1f} s, {results['num_compiles']} compiles, "
                  f"{results['steps_per_second']:.0f} steps/s\n")

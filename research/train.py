@@ -283,6 +283,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         if pacer:
             pacer.restore(progress.get("pacer", {}))
     acc = {k: np.asarray(progress[k]) for k in ("class_il", "task_il")}
+    routing = {"after_last_stage": progress.get("routing")}  # methods with a route hook
     rows: list[dict] = progress["rows"]
     pending: list[tuple[int, int, dict]] = []
     clock = _TrainClock(progress["train_seconds"], eng)
@@ -303,6 +304,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             checkpoint.save(mngr, step, state, {
                 "stage": stage, "epoch": epoch, "rows": rows, "train_seconds": clock.seconds(),
                 "pacer": pacer.state() if pacer else {},
+                "routing": routing["after_last_stage"],
                 **{k: v.tolist() for k, v in acc.items()}})
 
     stages = data.stages
@@ -336,6 +338,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         for key in acc:
             for i in range(tasks) if data.train_on == "all" else [task]:
                 acc[key][:, i, :] = result[key]
+        if "routing" in result:
+            routing["after_last_stage"] = result["routing"].tolist()
         save((stage + 1) * epochs, stage + 1, 0)
     train_seconds = clock.seconds()
     bar.close()
@@ -343,6 +347,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
     results = _results(config, grid, acc, random_init, rows, eng, train_seconds,
                        len(stages) * epochs * (stream or eng).steps_per_epoch)
+    if routing["after_last_stage"] is not None:
+        runs_routing = [metrics.routing_summary(r) for r in routing["after_last_stage"]]
+        results["routing"] = {
+            "routed_right": metrics.mean_std([r["routed_right"] for r in runs_routing]),
+            "runs": runs_routing}
     if hasattr(run.model_module, "parameter_growth"):  # growing models report their size
         results["parameters_per_task"] = run.model_module.parameter_growth(
             _tree_index(jax.device_get(state.params), 0))

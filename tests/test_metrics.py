@@ -25,3 +25,10 @@ def test_single_task_has_no_transfer():
 
 def test_mean_std():
     assert metrics.mean_std([1.0, 3.0]) == {"mean": 2.0, "std": 1.0}
+
+
+def test_routing_summary_counts_rows_sent_to_their_own_stage():
+    summary = metrics.routing_summary(np.array([[8.0, 2.0], [1.0, 9.0]]))
+    assert summary["confusion"] == [[8, 2], [1, 9]]
+    assert summary["routed_right"] == pytest.approx(17 / 20)
+    assert summary["routed_right_per_task"] == [0.8, 0.9]

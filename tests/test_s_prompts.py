@@ -166,6 +166,16 @@ def test_two_domains_keep_the_encoder_and_the_first_slot_bit_identical():
     assert int(second.alg_state.count[0]) == 2
     result = jax.device_get(eng.evaluate(state, run.test, run.task_classes, hp))
     assert np.all((0 <= result["class_il"]) & (result["class_il"] <= 1))
+    # Every valid test row of each domain is counted once, in the slot identify() picks.
+    routing = result["routing"][0]
+    np.testing.assert_array_equal(routing.sum(1), np.asarray(run.test["valid"][0]).sum(1))
+    params, alg = jax.tree_util.tree_map(lambda a: a[0], (state.params, state.alg_state))
+    for task in range(2):
+        rows = np.asarray(run.test["valid"][0, task])
+        x = jax.tree_util.tree_map(lambda a, task=task, rows=rows: a[0, task][rows],
+                                   run.test["x"])
+        slots = np.asarray(s_prompts.identify(params, alg, x, eng.apply_fn))
+        np.testing.assert_array_equal(routing[task], np.bincount(slots, minlength=2))
 
 
 @pytest.mark.slow
@@ -179,3 +189,7 @@ def test_runlocal_cli_run_writes_domain_il_results(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert 0.0 <= results["domain_il"]["ACC"] <= 1.0
     assert results["num_compiles"] == 5  # nothing recompiles at a later domain
+    routing = results["routing"]["runs"][0]
+    assert np.trace(routing["confusion"]) / np.sum(routing["confusion"]) == pytest.approx(
+        results["routing"]["routed_right"]["mean"])
+    assert "routing of the test rows" in (tmp_path / "results.md").read_text()
