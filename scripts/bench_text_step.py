@@ -10,7 +10,8 @@ They differ by the executable's scratch memory: XLA on CPU maps one block
 for all of a call's temporaries (about 660 MiB for MiniLM at batch 32, length
 64) and the kernel zero-fills its pages again on every call, so a call per
 step pays that every step while a scan pays it once. Random token batches
-(the time does not depend on the values). Not a test: a figure to compare
+(the time does not depend on the values), compiled with the engine's XLA options.
+Not a test: a figure to compare
 against the PyTorch reference on the same machine.
 """
 
@@ -28,6 +29,7 @@ from absl import app, flags
 
 from models.text.heads import HEADS, TextClassifier, init_classifier
 from models.text.load import MINILM, load_encoder
+from research.engine import compiler_options
 
 _MODEL = flags.DEFINE_string("model", MINILM, "Encoder to fine-tune.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Examples per step.")
@@ -119,9 +121,10 @@ def main(argv: list[str]) -> None:
 
     start = time.perf_counter()
     scanned = jax.jit(make_scanned(step), donate_argnums=(0, 1))
-    scanned = scanned.lower(params, opt_state, batches).compile()
+    scanned = scanned.lower(params, opt_state, batches).compile(compiler_options())
     compile_s = time.perf_counter() - start
-    single = jax.jit(step, donate_argnums=(0, 1)).lower(params, opt_state, one_batch).compile()
+    single = jax.jit(step, donate_argnums=(0, 1)).lower(params, opt_state, one_batch).compile(
+        compiler_options())
 
     args = (params, opt_state, batches)
     _, args = _time(scanned, args, 1, k)  # warm-up
