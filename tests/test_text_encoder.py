@@ -224,3 +224,12 @@ def test_standalone_textcnn_student():
     params = _init(model, jax.random.key(0), _tokens())
     assert set(params) == {"embed", "head"}
     chex.assert_shape(_run(model, params, _tokens()), (2, 4))
+
+
+def test_gelu_is_the_exact_erf_form():
+    from models.text.bert import gelu_erf
+
+    # Equal to jax's erfc form up to float32 rounding; only the far negative tail, where
+    # GELU is below 1e-6, differs in relative terms.
+    x = jnp.linspace(-6.0, 6.0, 1001)
+    np.testing.assert_allclose(gelu_erf(x), jax.nn.gelu(x, approximate=False), atol=1e-6)
