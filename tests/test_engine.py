@@ -2,6 +2,9 @@ import json
 import math
 import os
 
+import chex
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -120,3 +123,15 @@ def test_workdir_written_before_a_field_existed_still_resumes(digits_config, tmp
     digits_config.stream_chunk_steps = 4  # a value that changes the run is still refused
     with pytest.raises(train.WorkdirError, match="stream_chunk_steps"):
         _run(digits_config, tmp_path)
+
+
+def test_quick_compile_level_leaves_the_numbers_bit_identical(digits_config):
+    """The engine compiles at XLA's backend optimisation level 1 on CPU; an epoch must
+    come out exactly as a default-level compile of the same function computes it."""
+    digits_config.algorithm = "si"  # a penalty and a path integral on top of the step
+    run = train.build_run(digits_config)
+    pool = jax.tree_util.tree_map(jnp.asarray, run.data.train_pool(0))
+    copy = lambda tree: jax.tree_util.tree_map(jnp.copy, tree)
+    default_level = jax.jit(run.eng.epoch._fn).lower(run.state, pool, run.hp).compile()
+    expected = default_level(copy(run.state), pool, run.hp)
+    chex.assert_trees_all_equal(run.eng.epoch(copy(run.state), pool, run.hp), expected)
