@@ -40,8 +40,9 @@ class RunState(NamedTuple):
 def compiler_options() -> dict | None:
     """XLA options for the engine's programs. On CPU, backend optimisation level 1:
     compiling takes about half as long (the threefry kernels of the initialisers
-    most of all) and the programs ran as fast, since their time is in the library
-    matmuls (measured on the MLP and MiniLM steps, docs/benchmarks.md)."""
+    most of all), the programs ran as fast, since their time is in the library
+    matmuls (measured on the MLP and MiniLM steps, docs/benchmarks.md), and an epoch
+    comes out bit-identical (tests/test_engine.py)."""
     return {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
 
 
