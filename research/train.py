@@ -283,7 +283,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         if pacer:
             pacer.restore(progress.get("pacer", {}))
     acc = {k: np.asarray(progress[k]) for k in ("class_il", "task_il")}
-    routing = {"after_last_stage": progress.get("routing")}  # methods with a route hook
+    routing = progress.get("routing")  # [runs, T, T] for methods with a route hook
     rows: list[dict] = progress["rows"]
     pending: list[tuple[int, int, dict]] = []
     clock = _TrainClock(progress["train_seconds"], eng)
@@ -304,7 +304,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             checkpoint.save(mngr, step, state, {
                 "stage": stage, "epoch": epoch, "rows": rows, "train_seconds": clock.seconds(),
                 "pacer": pacer.state() if pacer else {},
-                "routing": routing["after_last_stage"],
+                "routing": routing,
                 **{k: v.tolist() for k, v in acc.items()}})
 
     stages = data.stages
@@ -339,7 +339,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             for i in range(tasks) if data.train_on == "all" else [task]:
                 acc[key][:, i, :] = result[key]
         if "routing" in result:
-            routing["after_last_stage"] = result["routing"].tolist()
+            routing = result["routing"].tolist()
         save((stage + 1) * epochs, stage + 1, 0)
     train_seconds = clock.seconds()
     bar.close()
@@ -347,8 +347,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
     results = _results(config, grid, acc, random_init, rows, eng, train_seconds,
                        len(stages) * epochs * (stream or eng).steps_per_epoch)
-    if routing["after_last_stage"] is not None:
-        runs_routing = [metrics.routing_summary(r) for r in routing["after_last_stage"]]
+    if routing is not None:
+        runs_routing = [metrics.routing_summary(r) for r in routing]
         results["routing"] = {
             "routed_right": metrics.mean_std([r["routed_right"] for r in runs_routing]),
             "runs": runs_routing}

@@ -10,9 +10,9 @@ They differ by the executable's scratch memory: XLA on CPU maps one block
 for all of a call's temporaries (about 660 MiB for MiniLM at batch 32, length
 64) and the kernel zero-fills its pages again on every call, so a call per
 step pays that every step while a scan pays it once. Random token batches
-(the time does not depend on the values), compiled with the engine's XLA options.
-Not a test: a figure to compare
-against the PyTorch reference on the same machine.
+(the time does not depend on the values), compiled with the engine's XLA
+options. Not a test: a figure to compare against the PyTorch reference on
+the same machine.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
-from models.text.bert import BertEncoder, EncoderConfig  # noqa: E402
+from models.text.bert import BertEncoder, EncoderConfig, gelu_erf  # noqa: E402
 from models.text.heads import TextClassifier, TextCNN, TextCNNHead, init_classifier  # noqa: E402
 from models.text.load import (  # noqa: E402
     hf_to_params,
@@ -227,8 +227,6 @@ def test_standalone_textcnn_student():
 
 
 def test_gelu_is_the_exact_erf_form():
-    from models.text.bert import gelu_erf
-
     # Equal to jax's erfc form up to float32 rounding; only the far negative tail, where
     # GELU is below 1e-6, differs in relative terms.
     x = jnp.linspace(-6.0, 6.0, 1001)
