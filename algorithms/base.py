@@ -85,7 +85,7 @@ def _keep_state_after_step(state: State, old_params: Params, new_params: Params,
     return state
 
 
-def _plain_predict(params: Params, state: State, x: jax.Array, apply_fn: ApplyFn) -> jax.Array:
+def plain_predict(params: Params, state: State, x: jax.Array, apply_fn: ApplyFn) -> jax.Array:
     del state
     return apply_fn(params, x)
 
@@ -138,7 +138,7 @@ class Algorithm:
     grads: Callable[..., Params] = _keep_grads
     after_step: Callable[..., State] = _keep_state_after_step
     end_task: Callable[..., State] = _keep_state_end_task
-    predict: Callable[..., jax.Array] = _plain_predict
+    predict: Callable[..., jax.Array] = plain_predict
     route: Callable[..., jax.Array] | None = None
     optimizer: Callable[[optax.GradientTransformation], optax.GradientTransformation] = (
         lambda base: base

@@ -1,16 +1,22 @@
 """Whole-run checkpoints with orbax: the run state pytree plus a JSON progress record.
 
 Orbax writes each step into a temporary directory and renames it when
-complete, so a kill mid-save leaves the previous checkpoint intact. Restore
+complete, so a kill mid-save leaves the previous checkpoint intact. Saves are
+asynchronous: the state is copied to host memory at once and written on a
+background thread while training goes on; the next save, and ``close``, wait
+for it and report its failure. Restore
 walks back from the newest step and skips any that fail to read (reported by
 name), so a corrupt checkpoint costs progress, never the run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -24,23 +30,48 @@ class CheckpointError(ValueError):
 
 
 def manager(workdir: str, keep: int) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False,
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True,
                                            create=True)
     return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
                                  options=options)
 
 
-def save(mngr: ocp.CheckpointManager, step: int, state: Any, progress: dict) -> None:
-    """Saves step atomically; a failed write (full disk) leaves earlier steps intact."""
-    progress = {**progress, "layout_version": LAYOUT_VERSION}
+@contextlib.contextmanager
+def _write_errors(mngr: ocp.CheckpointManager):
+    """A failed write (full disk) as a CheckpointError; earlier steps stay intact."""
     try:
-        mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                progress=ocp.args.JsonSave(progress)), force=True)
-        mngr.wait_until_finished()
+        yield
     except OSError as err:
         raise CheckpointError(
-            f"could not write checkpoint step {step} in {mngr.directory}: "
-            f"{err.strerror or err}; earlier checkpoints are intact, rerun to resume") from None
+            f"could not write a checkpoint in {mngr.directory}: {err.strerror or err}; "
+            "earlier checkpoints are intact, rerun to resume") from None
+
+
+def save(mngr: ocp.CheckpointManager, step: int, state: Any, progress: dict) -> None:
+    """Starts saving step (after the previous save has finished) and returns. The
+    progress record is copied first: the caller goes on appending to its lists."""
+    progress = copy.deepcopy({**progress, "layout_version": LAYOUT_VERSION})
+    with _write_errors(mngr):
+        mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                progress=ocp.args.JsonSave(progress)), force=True)
+
+
+def close(mngr: ocp.CheckpointManager) -> None:
+    """Waits for the last save to be written, then closes the manager."""
+    with _write_errors(mngr):
+        mngr.wait_until_finished()
+        mngr.close()
+
+
+@contextlib.contextmanager
+def opened(workdir: str, keep: int) -> Iterator[ocp.CheckpointManager]:
+    """The workdir's manager, closed on the way out, an error included: a save still
+    being written when a run fails lands before the error is raised."""
+    mngr = manager(workdir, keep)
+    try:
+        yield mngr
+    finally:
+        close(mngr)
 
 
 def _quarantine(mngr: ocp.CheckpointManager, step: int, err: Exception) -> None:

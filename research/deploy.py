@@ -154,7 +154,7 @@ def prepare_update(config: ml_collections.ConfigDict, workdir: str) -> None:
     checkpoint.save(mngr, config.num_epochs, state, {
         "stage": 1, "epoch": 0, "rows": [], "train_seconds": 0.0,
         **{k: v.tolist() for k, v in acc.items()}})
-    mngr.close()
+    checkpoint.close(mngr)
 
 
 def update(config: ml_collections.ConfigDict, workdir: str) -> dict:

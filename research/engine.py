@@ -12,6 +12,8 @@ function compiles once per run; ``Engine.num_compiles`` counts them.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -46,6 +48,32 @@ def compiler_options() -> dict | None:
     return {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
 
 
+_PROGRAMS: dict[tuple, jax.stages.Compiled] = {}  # this process's executables, newest last
+_MAX_PROGRAMS = 64
+
+
+def forget_compiled() -> None:
+    """Empties the process's program cache (for timing a run's compiles from cold)."""
+    _PROGRAMS.clear()
+
+
+def _compile(lowered: jax.stages.Lowered, signature: tuple,
+             devices: tuple[int, ...]) -> jax.stages.Compiled:
+    """The lowered program compiled, or the executable of the identical program compiled
+    earlier in this process: the same text, result tree and devices, and the same
+    argument tree, shapes and dtypes (the text leaves out unused arguments, the
+    executable still checks them). The methods of a comparison on one model share
+    their parameter init and, where they predict from the parameters alone, their
+    evaluation."""
+    text = hashlib.sha256(lowered.as_text().encode()).hexdigest()
+    key = (text, signature, lowered.out_tree, devices)
+    if key not in _PROGRAMS:
+        if len(_PROGRAMS) >= _MAX_PROGRAMS:
+            del _PROGRAMS[next(iter(_PROGRAMS))]
+        _PROGRAMS[key] = lowered.compile(compiler_options())
+    return _PROGRAMS[key]
+
+
 class Compiled:
     """A jitted function compiled ahead of time, once per input signature.
 
@@ -68,9 +96,12 @@ class Compiled:
             (leaf.shape, leaf.dtype) for leaf in jax.tree_util.tree_leaves(args))
         if key not in self._cache:
             start = time.perf_counter()
-            jitted = self._jitted if self._placement is None else self._placement.jit(
-                self._fn, args, **self._jit_kwargs)
-            self._cache[key] = jitted.lower(*args).compile(compiler_options())
+            if self._placement is None:
+                jitted, devices = self._jitted, (jax.devices()[0].id,)
+            else:
+                jitted = self._placement.jit(self._fn, args, **self._jit_kwargs)
+                devices = tuple(d.id for d in self._placement.mesh.devices.flat)
+            self._cache[key] = _compile(jitted.lower(*args), key, devices)
             self.compile_seconds += time.perf_counter() - start
         return self._cache[key](*args)
 
@@ -138,13 +169,14 @@ class Engine:
         self.compute_dtype = compute_dtype
         vm = over_runs
         at = {"placement": placement}
-        self.init = Compiled(vm(self._init, (0, 0, None)), "init", **at)
+        self.init_params = Compiled(vm(self._init_params, (0, None)), "init_params", **at)
+        self.init_state = Compiled(vm(self._init_state, (0, 0, 0)), "init_state", **at)
         self.reset_optimizer = Compiled(vm(self._reset_optimizer, (0, 0)), "reset_optimizer",
                                         **at)
         self.epoch = Compiled(vm(self._epoch, (0, 0, 0)), "epoch", donate_argnums=0, **at)
         self.chunk = Compiled(vm(self._chunk, (0, 0, 0)), "chunk", donate_argnums=0, **at)
         self.end_task = Compiled(vm(self._end_task, (0, 0, 0)), "end_task", **at)
-        self.evaluate = Compiled(vm(self._evaluate, (0, 0, 0, 0)), "evaluate", **at)
+        self.evaluate_program = Compiled(vm(self._evaluate, (0, 0, 0, 0)), "evaluate", **at)
 
     # -- pieces shared by the hooks ------------------------------------------
     def apply_fn(self, params, x):
@@ -159,13 +191,26 @@ class Engine:
     def algorithm(self, hp_traced: dict) -> base.Algorithm:
         return self.method.make({**self.hp_static, **hp_traced})
 
+    @functools.cached_property
+    def _predicts_from_params(self) -> bool:
+        """The method keeps the plain predict and routes nothing: evaluation needs only
+        the parameters."""
+        hooks = self.algorithm(self.hp_traced)
+        return hooks.predict is base.plain_predict and hooks.route is None
+
+    def _evaluation_hooks(self, hp: dict) -> tuple[Callable, Callable | None]:
+        if self._predicts_from_params:
+            return base.plain_predict, None
+        alg = self.algorithm(hp)
+        return alg.predict, alg.route
+
     def optimizer(self, alg: base.Algorithm) -> optax.GradientTransformation:
         return alg.optimizer(self.base_optimizer)
 
     @property
     def functions(self) -> tuple[Compiled, ...]:
-        return (self.init, self.reset_optimizer, self.epoch, self.chunk, self.end_task,
-                self.evaluate)
+        return (self.init_params, self.init_state, self.reset_optimizer, self.epoch, self.chunk,
+                self.end_task, self.evaluate_program)
 
     @property
     def num_compiles(self) -> int:
@@ -175,10 +220,27 @@ class Engine:
     def compile_seconds(self) -> float:
         return sum(f.compile_seconds for f in self.functions)
 
+    def init(self, rngs: jax.Array, hp: dict, sample_x: Any) -> RunState:
+        """Every run's initial state. The parameters come from a program of their own,
+        the same for every method on this model, so a comparison compiles it once."""
+        return self.init_state(rngs, self.init_params(rngs, sample_x), hp)
+
+    def evaluate(self, state: RunState, test: Pool, task_classes: jax.Array,
+                 hp: dict) -> dict[str, jax.Array]:
+        """``_evaluate`` of every run. A method that predicts from the parameters alone
+        passes neither its state nor its hyper-parameters, so its program is every such
+        method's and compiles once per process."""
+        if self._predicts_from_params:
+            state, hp = state._replace(opt_state=(), alg_state=()), {}
+        return self.evaluate_program(state, test, task_classes, hp)
+
     # -- per-run functions (vmapped in __init__) -------------------------------
-    def _init(self, rng: jax.Array, hp: dict, sample_x: jax.Array) -> RunState:
-        init_rng, alg_rng, rng = jax.random.split(rng, 3)
-        params = self.model.init(init_rng, sample_x)["params"]
+    def _init_params(self, rng: jax.Array, sample_x: Any) -> Any:
+        init_rng, _, _ = jax.random.split(rng, 3)
+        return self.model.init(init_rng, sample_x)["params"]
+
+    def _init_state(self, rng: jax.Array, params: Any, hp: dict) -> RunState:
+        _, alg_rng, rng = jax.random.split(rng, 3)
         alg = self.algorithm(hp)
         return RunState(params, self.optimizer(alg).init(params), alg.init(params, alg_rng),
                         rng, jnp.zeros((), jnp.int32))
@@ -257,7 +319,7 @@ class Engine:
                   hp: dict) -> dict[str, jax.Array]:
         """Class-IL and task-IL accuracy of every task: [T] each. A method with a
         ``route`` hook adds ``routing`` [T, T]: task j's test rows sent to each stage."""
-        alg = self.algorithm(hp)
+        predict, route = self._evaluation_hooks(hp)
         num_tasks = test["y"].shape[0]
 
         def over_chunks(fn, x):
@@ -269,14 +331,14 @@ class Engine:
 
         def one_task(args):
             x, y, valid, classes = args
-            scores = over_chunks(alg.predict, x)
+            scores = over_chunks(predict, x)
             weight = valid.astype(jnp.float32)
             count = jnp.maximum(jnp.sum(weight), 1.0)
             out = {"class_il": jnp.sum((jnp.argmax(scores, -1) == y) * weight) / count,
                    "task_il": jnp.sum((jnp.argmax(base.masked_logits(scores, classes[None, :]),
                                                   -1) == y) * weight) / count}
-            if alg.route is not None:
-                slots = jax.nn.one_hot(over_chunks(alg.route, x), num_tasks)
+            if route is not None:
+                slots = jax.nn.one_hot(over_chunks(route, x), num_tasks)
                 out["routing"] = jnp.sum(slots * weight[:, None], 0)
             return out
 

@@ -33,6 +33,7 @@ with seed k up to float rounding.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import json
@@ -407,34 +408,34 @@ def fit(
     state = trainer.init(x, keys)
     record: dict[str, Any] = {"epoch": 0, "seconds": 0.0,
                               "history": {k: [] for k in HISTORY_KEYS}}
-    mngr = None
-    if ckpt_dir is not None:
-        mngr = checkpoint.manager(ckpt_dir, config.get("keep_checkpoints", 2))
-        restored = checkpoint.restore_latest(mngr, state)
-        if restored is not None:
-            state, record = restored
-    history, already = record["history"], record["seconds"]
-    every = config.get("checkpoint_every_epochs", 5)
-    desc = f"{config.arch}/{config.weighting}"
-    bar = tqdm(total=config.epochs, initial=record["epoch"], desc=desc, disable=not progress,
-               leave=False)
-    for epoch in range(record["epoch"], config.epochs):
-        state, losses, weights = trainer.epoch(state, x, y, perturb)
-        metrics, test_losses = trainer.evaluate(state, xt, yt)
-        history["train_loss"].append(np.asarray(losses).tolist())
-        history["test_loss"].append(np.asarray(test_losses).tolist())
-        history["test_metric"].append(np.asarray(metrics).tolist())
-        history["weights"].append(np.asarray(weights).tolist())
-        history["log_vars"].append(np.asarray(state.params["log_vars"]).tolist())
-        bar.update(1)
-        done = epoch + 1
-        if mngr is not None and (done % every == 0 or done == config.epochs):
-            seconds = already + time.perf_counter() - start
-            checkpoint.save(mngr, done, state,
-                            {"epoch": done, "seconds": seconds, "history": history})
-    bar.close()
-    if mngr is not None:
-        mngr.close()
+    with contextlib.ExitStack() as stack:
+        mngr = None
+        if ckpt_dir is not None:
+            mngr = stack.enter_context(
+                checkpoint.opened(ckpt_dir, config.get("keep_checkpoints", 2)))
+            restored = checkpoint.restore_latest(mngr, state)
+            if restored is not None:
+                state, record = restored
+        history, already = record["history"], record["seconds"]
+        every = config.get("checkpoint_every_epochs", 5)
+        desc = f"{config.arch}/{config.weighting}"
+        bar = tqdm(total=config.epochs, initial=record["epoch"], desc=desc, disable=not progress,
+                   leave=False)
+        for epoch in range(record["epoch"], config.epochs):
+            state, losses, weights = trainer.epoch(state, x, y, perturb)
+            metrics, test_losses = trainer.evaluate(state, xt, yt)
+            history["train_loss"].append(np.asarray(losses).tolist())
+            history["test_loss"].append(np.asarray(test_losses).tolist())
+            history["test_metric"].append(np.asarray(metrics).tolist())
+            history["weights"].append(np.asarray(weights).tolist())
+            history["log_vars"].append(np.asarray(state.params["log_vars"]).tolist())
+            bar.update(1)
+            done = epoch + 1
+            if mngr is not None and (done % every == 0 or done == config.epochs):
+                seconds = already + time.perf_counter() - start
+                checkpoint.save(mngr, done, state,
+                                {"epoch": done, "seconds": seconds, "history": history})
+        bar.close()
     nan = [[float("nan")] * trainer.num_tasks] * len(keys)
     return {
         "metrics": history["test_metric"][-1] if history["test_metric"] else nan,

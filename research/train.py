@@ -273,77 +273,76 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                          eng.apply_fn)  # None: random order over every row
     stream = (host_stream.HostStream(eng, seeds, config.stream_chunk_steps)
               if config.get("stream_chunk_steps", 0) else None)
-    mngr = checkpoint.manager(workdir, config.keep_checkpoints)
-    progress = {"stage": 0, "epoch": 0, "rows": [], "train_seconds": 0.0,
-                "class_il": np.zeros((runs, tasks, tasks)).tolist(),
-                "task_il": np.zeros((runs, tasks, tasks)).tolist()}
-    restored = checkpoint.restore_latest(mngr, state)
-    if restored is not None:
-        state, progress = restored
-        if pacer:
-            pacer.restore(progress.get("pacer", {}))
-    acc = {k: np.asarray(progress[k]) for k in ("class_il", "task_il")}
-    routing = progress.get("routing")  # [runs, T, T] for methods with a route hook
-    rows: list[dict] = progress["rows"]
-    pending: list[tuple[int, int, dict]] = []
-    clock = _TrainClock(progress["train_seconds"], eng)
+    with checkpoint.opened(workdir, config.keep_checkpoints) as mngr:
+        progress = {"stage": 0, "epoch": 0, "rows": [], "train_seconds": 0.0,
+                    "class_il": np.zeros((runs, tasks, tasks)).tolist(),
+                    "task_il": np.zeros((runs, tasks, tasks)).tolist()}
+        restored = checkpoint.restore_latest(mngr, state)
+        if restored is not None:
+            state, progress = restored
+            if pacer:
+                pacer.restore(progress.get("pacer", {}))
+        acc = {k: np.asarray(progress[k]) for k in ("class_il", "task_il")}
+        routing = progress.get("routing")  # [runs, T, T] for methods with a route hook
+        rows: list[dict] = progress["rows"]
+        pending: list[tuple[int, int, dict]] = []
+        clock = _TrainClock(progress["train_seconds"], eng)
 
-    def flush() -> None:
-        """Fetches the epoch metrics dispatched so far (the one host sync) and checks them."""
-        fetched = jax.device_get([m for _, _, m in pending])
-        new = [{"task": t, "epoch": e, "run": r, "seed": seeds[r],
-                **{k: float(v[r]) for k, v in m.items()}}
-               for (t, e, _), m in zip(pending, fetched, strict=False) for r in range(runs)]
-        _check_finite(new)
-        rows.extend(new)
-        pending.clear()
+        def flush() -> None:
+            """Fetches the epoch metrics dispatched so far (the one host sync) and checks them."""
+            fetched = jax.device_get([m for _, _, m in pending])
+            new = [{"task": t, "epoch": e, "run": r, "seed": seeds[r],
+                    **{k: float(v[r]) for k, v in m.items()}}
+                   for (t, e, _), m in zip(pending, fetched, strict=False) for r in range(runs)]
+            _check_finite(new)
+            rows.extend(new)
+            pending.clear()
 
-    def save(step: int, stage: int, epoch: int) -> None:
-        flush()
-        with clock.paused():
-            checkpoint.save(mngr, step, state, {
-                "stage": stage, "epoch": epoch, "rows": rows, "train_seconds": clock.seconds(),
-                "pacer": pacer.state() if pacer else {},
-                "routing": routing,
-                **{k: v.tolist() for k, v in acc.items()}})
+        def save(step: int, stage: int, epoch: int) -> None:
+            flush()
+            with clock.paused():
+                checkpoint.save(mngr, step, state, {
+                    "stage": stage, "epoch": epoch, "rows": rows, "train_seconds": clock.seconds(),
+                    "pacer": pacer.state() if pacer else {},
+                    "routing": routing,
+                    **{k: v.tolist() for k, v in acc.items()}})
 
-    stages = data.stages
-    bar = _progress_bar(config, len(stages) * epochs, progress)
-    for stage in range(progress["stage"], len(stages)):
-        task = stages[stage]
-        host_pool = data.train_pool(task)
-        if stream is None:
-            pool = jax.tree_util.tree_map(jnp.asarray, host_pool)
-            placed = eng.placement.place_rows(pool)  # the pool itself unless config.shard_data
-        else:
-            placed = stream.consolidation_pool(host_pool, task)
-        start_epoch = progress["epoch"] if stage == progress["stage"] else 0
-        if start_epoch == 0 and config.reset_optimizer:
-            state = eng.reset_optimizer(state, hp)
-        for epoch in range(start_epoch, epochs):
-            if stream is not None:
-                state, epoch_metrics = stream.epoch(state, host_pool, hp, task, epoch)
+        stages = data.stages
+        bar = _progress_bar(config, len(stages) * epochs, progress)
+        for stage in range(progress["stage"], len(stages)):
+            task = stages[stage]
+            host_pool = data.train_pool(task)
+            if stream is None:
+                pool = jax.tree_util.tree_map(jnp.asarray, host_pool)
+                placed = eng.placement.place_rows(pool)  # the pool itself unless config.shard_data
             else:
-                paced = (eng.placement.place_rows(pacer.pool(pool, task, epoch, state.params))
-                         if pacer else placed)
-                state, epoch_metrics = eng.epoch(state, paced, hp)
-                if pacer:
-                    epoch_metrics = {**epoch_metrics, **pacer.metrics()}
-            pending.append((task, epoch, epoch_metrics))
-            if epoch + 1 < epochs and (epoch + 1) % config.checkpoint_every_epochs == 0:
-                save(stage * epochs + epoch + 1, stage, epoch + 1)
-            bar.update(f"task {task}")
-        state = eng.end_task(state, placed, hp)
-        result = jax.device_get(eng.evaluate(state, test, task_classes, hp))
-        for key in acc:
-            for i in range(tasks) if data.train_on == "all" else [task]:
-                acc[key][:, i, :] = result[key]
-        if "routing" in result:
-            routing = result["routing"].tolist()
-        save((stage + 1) * epochs, stage + 1, 0)
-    train_seconds = clock.seconds()
-    bar.close()
-    mngr.close()
+                placed = stream.consolidation_pool(host_pool, task)
+            start_epoch = progress["epoch"] if stage == progress["stage"] else 0
+            if start_epoch == 0 and config.reset_optimizer:
+                state = eng.reset_optimizer(state, hp)
+            for epoch in range(start_epoch, epochs):
+                if stream is not None:
+                    state, epoch_metrics = stream.epoch(state, host_pool, hp, task, epoch)
+                else:
+                    paced = (eng.placement.place_rows(pacer.pool(pool, task, epoch, state.params))
+                             if pacer else placed)
+                    state, epoch_metrics = eng.epoch(state, paced, hp)
+                    if pacer:
+                        epoch_metrics = {**epoch_metrics, **pacer.metrics()}
+                pending.append((task, epoch, epoch_metrics))
+                if epoch + 1 < epochs and (epoch + 1) % config.checkpoint_every_epochs == 0:
+                    save(stage * epochs + epoch + 1, stage, epoch + 1)
+                bar.update(f"task {task}")
+            state = eng.end_task(state, placed, hp)
+            result = jax.device_get(eng.evaluate(state, test, task_classes, hp))
+            for key in acc:
+                for i in range(tasks) if data.train_on == "all" else [task]:
+                    acc[key][:, i, :] = result[key]
+            if "routing" in result:
+                routing = result["routing"].tolist()
+            save((stage + 1) * epochs, stage + 1, 0)
+        train_seconds = clock.seconds()
+        bar.close()
 
     results = _results(config, grid, acc, random_init, rows, eng, train_seconds,
                        len(stages) * epochs * (stream or eng).steps_per_epoch)

@@ -241,7 +241,7 @@ def test_runlocal_threshold_run_from_the_command_line(tmp_path):
         cwd=root, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     results = json.loads((tmp_path / "results.json").read_text())
-    assert 0.0 <= results["domain_il"]["ACC"] <= 1.0 and results["num_compiles"] == 5
+    assert 0.0 <= results["domain_il"]["ACC"] <= 1.0 and results["num_compiles"] == 6
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 3 * 4  # 3 seeds x 4 epochs of the one joint stage
     for run in range(3):

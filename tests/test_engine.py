@@ -41,7 +41,33 @@ def test_compiles_do_not_grow_with_tasks(digits_config, tmp_path):
     for num_tasks in (2, 5):
         digits_config.num_tasks = num_tasks
         counts.append(_run(digits_config, tmp_path / str(num_tasks))["num_compiles"])
-    assert counts[0] == counts[1] == 5  # init, reset_optimizer, epoch, end_task, evaluate
+    # init_params, init_state, reset_optimizer, epoch, end_task, evaluate
+    assert counts[0] == counts[1] == 6
+
+
+def test_methods_on_one_model_share_parameter_init_and_evaluation(digits_config):
+    from research import engine as engine_lib
+
+    engine_lib.forget_compiled()
+    runs = {}
+    for name in ("naive", "ewc", "icarl"):
+        digits_config.algorithm = name
+        run = train.build_run(digits_config)
+        run.eng.evaluate(run.state, run.test, run.task_classes, run.hp)
+        runs[name] = run
+    naive, ewc, icarl = (runs[n].eng for n in ("naive", "ewc", "icarl"))
+    executable = lambda fn: next(iter(fn._cache.values()))  # noqa: E731
+    assert executable(ewc.init_params) is executable(naive.init_params)
+    assert executable(icarl.init_params) is executable(naive.init_params)
+    chex.assert_trees_all_equal(runs["ewc"].state.params, runs["naive"].state.params)
+    assert executable(ewc.evaluate_program) is executable(naive.evaluate_program)
+    # iCaRL classifies by nearest class mean, from its state: a program of its own.
+    assert executable(icarl.evaluate_program) is not executable(naive.evaluate_program)
+    assert executable(ewc.init_state) is not executable(naive.init_state)
+    engine_lib.forget_compiled()
+    digits_config.algorithm = "naive"
+    again = train.build_run(digits_config).eng
+    assert executable(again.init_params) is not executable(naive.init_params)
 
 
 def test_task_scenario_reports_task_il_only(digits_config, tmp_path):
