@@ -48,7 +48,7 @@ def compiler_options() -> dict | None:
     return {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
 
 
-_PROGRAMS: dict[tuple, jax.stages.Compiled] = {}  # this process's executables, newest last
+_PROGRAMS: dict[tuple, jax.stages.Compiled] = {}  # this process's executables, least recent first
 _MAX_PROGRAMS = 64
 
 
@@ -67,7 +67,9 @@ def _compile(lowered: jax.stages.Lowered, signature: tuple,
     evaluation."""
     text = hashlib.sha256(lowered.as_text().encode()).hexdigest()
     key = (text, signature, lowered.out_tree, devices)
-    if key not in _PROGRAMS:
+    if key in _PROGRAMS:
+        _PROGRAMS[key] = _PROGRAMS.pop(key)  # most recently used last
+    else:
         if len(_PROGRAMS) >= _MAX_PROGRAMS:
             del _PROGRAMS[next(iter(_PROGRAMS))]
         _PROGRAMS[key] = lowered.compile(compiler_options())
