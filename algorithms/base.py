@@ -124,7 +124,9 @@ class Algorithm:
     route(params, state, x, apply_fn) -> slots [B] int, or None
         For methods that send each input to a module learned at one stage
         (S-Prompts' domain identification): the stage's index. Evaluation then
-        reports how each task's test rows were routed (``results.json``).
+        reports how each task's test rows were routed (``results.json``), and
+        passes the slots to ``predict`` as ``slots=`` so that it routes the
+        rows once; ``predict`` must also work without them.
     optimizer(base) -> optimizer
         Wraps the base optax optimizer (freezing, per-layer rates).
     train_on: which data each stage trains on: ``'task'`` (the current task),

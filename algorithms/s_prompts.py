@@ -163,9 +163,9 @@ def make(hp: dict) -> Algorithm:
                              jax.tree_util.tree_map(put, state.heads, params["head"]),
                              put(state.centroids, cent), state.count + 1)
 
-    def predict(params, state, x, apply_fn):
+    def predict(params, state, x, apply_fn, slots=None):
         # Before the first domain ends, every row uses the prompt and head being trained.
-        slot = identify(params, state, x, apply_fn)
+        slot = identify(params, state, x, apply_fn) if slots is None else slots
         any_filled = state.count > 0
         prompts = jnp.where(any_filled, state.prompts[slot], prompt_of(params)[None])
         heads = jax.tree_util.tree_map(lambda bank, cur: jnp.where(any_filled, bank[slot],

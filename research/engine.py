@@ -324,24 +324,28 @@ class Engine:
         predict, route = self._evaluation_hooks(hp)
         num_tasks = test["y"].shape[0]
 
-        def over_chunks(fn, x):
-            chunks = jax.tree_util.tree_map(
-                lambda a: a.reshape((-1, self.eval_batch_size) + a.shape[1:]), x)
-            out = jax.lax.map(lambda c: fn(state.params, state.alg_state, c, self.apply_fn),
-                              chunks)
-            return out.reshape((-1,) + out.shape[2:])
+        def scores_and_slots(chunk):
+            """A chunk's scores and, with a route hook, the slots it chose; predict
+            takes those slots rather than choosing them a second time."""
+            args = (state.params, state.alg_state, chunk, self.apply_fn)
+            if route is None:
+                return predict(*args), None
+            slots = route(*args)
+            return predict(*args, slots=slots), slots
 
         def one_task(args):
             x, y, valid, classes = args
-            scores = over_chunks(predict, x)
+            chunks = jax.tree_util.tree_map(
+                lambda a: a.reshape((-1, self.eval_batch_size) + a.shape[1:]), x)
+            scores, slots = jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:]),
+                                                   jax.lax.map(scores_and_slots, chunks))
             weight = valid.astype(jnp.float32)
             count = jnp.maximum(jnp.sum(weight), 1.0)
             out = {"class_il": jnp.sum((jnp.argmax(scores, -1) == y) * weight) / count,
                    "task_il": jnp.sum((jnp.argmax(base.masked_logits(scores, classes[None, :]),
                                                   -1) == y) * weight) / count}
-            if route is not None:
-                slots = jax.nn.one_hot(over_chunks(route, x), num_tasks)
-                out["routing"] = jnp.sum(slots * weight[:, None], 0)
+            if slots is not None:
+                out["routing"] = jnp.sum(jax.nn.one_hot(slots, num_tasks) * weight[:, None], 0)
             return out
 
         return jax.lax.map(one_task, (test["x"], test["y"], test["valid"], task_classes))
