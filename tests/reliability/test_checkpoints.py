@@ -70,3 +70,26 @@ def test_full_disk_during_save_keeps_previous(digits_config, tmp_path, monkeypat
     monkeypatch.setattr(checkpoint, "manager", real_save)
     resumed = train.train_and_evaluate(digits_config, str(tmp_path / "run"))
     assert resumed["class_il"]["accuracy_matrix"] == expected["class_il"]["accuracy_matrix"]
+
+
+def test_write_failing_in_the_background_is_reported_and_resumes(digits_config, tmp_path,
+                                                                 monkeypatch):
+    """Saves finish on orbax's background thread: a failure there surfaces at the next save
+    (or the end of the run) as a CheckpointError, and the steps before it stay usable."""
+    from orbax.checkpoint._src.path import atomicity
+
+    expected = train.train_and_evaluate(digits_config, str(tmp_path / "ref"))
+    real_finalize = atomicity.AtomicRenameTemporaryPath.finalize
+
+    def finalize(self, *args, **kwargs):
+        if self.get_final().name == "3":  # the third checkpoint's rename into place
+            raise OSError(28, "No space left on device")
+        return real_finalize(self, *args, **kwargs)
+
+    monkeypatch.setattr(atomicity.AtomicRenameTemporaryPath, "finalize", finalize)
+    with pytest.raises(checkpoint.CheckpointError, match="No space left on device"):
+        train.train_and_evaluate(digits_config, str(tmp_path / "run"))
+    assert len(_steps(tmp_path / "run")) == 2
+    monkeypatch.setattr(atomicity.AtomicRenameTemporaryPath, "finalize", real_finalize)
+    resumed = train.train_and_evaluate(digits_config, str(tmp_path / "run"))
+    assert resumed["class_il"]["accuracy_matrix"] == expected["class_il"]["accuracy_matrix"]
