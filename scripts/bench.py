@@ -29,7 +29,7 @@ import tempfile
 import time
 
 import jax
-from absl import app, flags
+from absl import app, flags, logging
 
 from research import engine, report
 from research.bench import measure
@@ -280,6 +280,7 @@ def _markdown(result: dict) -> str:
 
 def main(argv: list[str]) -> None:
     del argv
+    logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint save at INFO
     os.makedirs(_OUTPUT.value, exist_ok=True)
     start = time.perf_counter()
     result: dict = {"machine": _machine(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
