@@ -4,9 +4,9 @@ Orbax writes each step into a temporary directory and renames it when
 complete, so a kill mid-save leaves the previous checkpoint intact. Saves are
 asynchronous: the state is copied to host memory at once and written on a
 background thread while training goes on; the next save, and ``close``, wait
-for it and report its failure. Restore
-walks back from the newest step and skips any that fail to read (reported by
-name), so a corrupt checkpoint costs progress, never the run.
+for it and report its failure. Restore walks back from the newest step and
+skips any that fail to read (reported by name), so a corrupt checkpoint costs
+progress, never the run.
 """
 
 from __future__ import annotations
