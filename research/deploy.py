@@ -150,11 +150,10 @@ def prepare_update(config: ml_collections.ConfigDict, workdir: str) -> None:
         acc[key][:, 0, :] = before[key]
     os.makedirs(workdir, exist_ok=True)
     report.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
-    mngr = checkpoint.manager(workdir, config.keep_checkpoints)
-    checkpoint.save(mngr, config.num_epochs, state, {
-        "stage": 1, "epoch": 0, "rows": [], "train_seconds": 0.0,
-        **{k: v.tolist() for k, v in acc.items()}})
-    checkpoint.close(mngr)
+    with checkpoint.opened(workdir, config.keep_checkpoints) as mngr:
+        checkpoint.save(mngr, config.num_epochs, state, {
+            "stage": 1, "epoch": 0, "rows": [], "train_seconds": 0.0,
+            **{k: v.tolist() for k, v in acc.items()}})
 
 
 def update(config: ml_collections.ConfigDict, workdir: str) -> dict:
