@@ -125,9 +125,10 @@ class Placement:
         return jax.tree_util.tree_map(put, tree)
 
     def on_mesh(self, leaf: Any) -> bool:
-        """Already a global array laid out on this mesh (kept as it is, e.g. sharded rows)."""
-        return isinstance(leaf, jax.Array) and isinstance(leaf.sharding, NamedSharding) and (
-            leaf.sharding.mesh == self.mesh)
+        """Already a global array (or its abstract shape) laid out on this mesh: kept as it
+        is, e.g. sharded rows."""
+        sharding = getattr(leaf, "sharding", None)
+        return isinstance(sharding, NamedSharding) and sharding.mesh == self.mesh
 
     def place_rows(self, pool: Any) -> Any:
         """A pool ``[runs, rows, ...]`` with its rows split over 'data' (padded with invalid

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
 import time
 from collections.abc import Callable
+from concurrent import futures
 from typing import Any, NamedTuple
 
 import jax
@@ -48,13 +50,16 @@ def compiler_options() -> dict | None:
     return {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
 
 
-_PROGRAMS: dict[tuple, jax.stages.Compiled] = {}  # this process's executables, least recent first
+_PROGRAMS: dict[tuple, futures.Future] = {}  # this process's executables, least recent first
 _MAX_PROGRAMS = 64
+_PROGRAMS_LOCK = threading.Lock()
+_BACKGROUND = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="compile")
 
 
 def forget_compiled() -> None:
     """Empties the process's program cache (for timing a run's compiles from cold)."""
-    _PROGRAMS.clear()
+    with _PROGRAMS_LOCK:
+        _PROGRAMS.clear()
 
 
 def _compile(lowered: jax.stages.Lowered, signature: tuple,
@@ -64,16 +69,37 @@ def _compile(lowered: jax.stages.Lowered, signature: tuple,
     argument tree, shapes and dtypes (the text leaves out unused arguments, the
     executable still checks them). The methods of a comparison on one model share
     their parameter init and, where they predict from the parameters alone, their
-    evaluation."""
+    evaluation. A program another thread is compiling is waited for, not compiled twice."""
     text = hashlib.sha256(lowered.as_text().encode()).hexdigest()
     key = (text, signature, lowered.out_tree, devices)
-    if key in _PROGRAMS:
-        _PROGRAMS[key] = _PROGRAMS.pop(key)  # most recently used last
-    else:
-        if len(_PROGRAMS) >= _MAX_PROGRAMS:
-            del _PROGRAMS[next(iter(_PROGRAMS))]
-        _PROGRAMS[key] = lowered.compile(compiler_options())
-    return _PROGRAMS[key]
+    with _PROGRAMS_LOCK:
+        program = _PROGRAMS.pop(key, None)
+        mine = program is None
+        if mine:
+            program = futures.Future()
+            if len(_PROGRAMS) >= _MAX_PROGRAMS:
+                del _PROGRAMS[next(iter(_PROGRAMS))]
+        _PROGRAMS[key] = program  # most recently used last
+    if mine:
+        try:
+            program.set_result(lowered.compile(compiler_options()))
+        except BaseException as error:
+            program.set_exception(error)
+            with _PROGRAMS_LOCK:
+                _PROGRAMS.pop(key, None)
+    return program.result()
+
+
+def _signature(args: tuple) -> tuple:
+    return jax.tree_util.tree_structure(args), tuple(
+        (leaf.shape, leaf.dtype) for leaf in jax.tree_util.tree_leaves(args))
+
+
+def _abstract(leaf: Any) -> jax.ShapeDtypeStruct:
+    """What lowering needs of an argument; the array itself may be donated meanwhile."""
+    aval = jax.typeof(leaf)
+    return jax.ShapeDtypeStruct(aval.shape, aval.dtype, weak_type=aval.weak_type,
+                                sharding=getattr(leaf, "sharding", None))
 
 
 class Compiled:
@@ -81,35 +107,56 @@ class Compiled:
 
     Compiling explicitly lets the engine report compile time apart from
     train time and count compiles, which must not grow with the task count.
+    ``precompile`` starts a compile on a background thread, so it overlaps
+    with whatever the caller runs meanwhile (the first task's training).
     """
 
     def __init__(self, fn: Callable, name: str, placement: distributed.Placement | None = None,
                  **jit_kwargs):
         self._fn, self._placement, self._jit_kwargs = fn, placement, jit_kwargs
         self._jitted = jax.jit(fn, **jit_kwargs)
-        self._cache: dict = {}
+        self._cache: dict[tuple, futures.Future] = {}
         self.name = name
-        self.compile_seconds = 0.0
+        self.compile_seconds = 0.0  # time callers waited for this function's compiles
 
     def __call__(self, *args):
-        if self._placement is not None:
-            args = self._placement.place(args)
-        key = jax.tree_util.tree_structure(args), tuple(
-            (leaf.shape, leaf.dtype) for leaf in jax.tree_util.tree_leaves(args))
+        args = self._placed(args)
+        key = _signature(args)
+        start = time.perf_counter()
         if key not in self._cache:
-            start = time.perf_counter()
-            if self._placement is None:
-                jitted, devices = self._jitted, (jax.devices()[0].id,)
-            else:
-                jitted = self._placement.jit(self._fn, args, **self._jit_kwargs)
-                devices = tuple(d.id for d in self._placement.mesh.devices.flat)
-            self._cache[key] = _compile(jitted.lower(*args), key, devices)
-            self.compile_seconds += time.perf_counter() - start
-        return self._cache[key](*args)
+            self._cache[key] = futures.Future()
+            self._cache[key].set_result(self._build(tuple(map(_abstract_tree, args)), key))
+        executable = self._cache[key].result()
+        self.compile_seconds += time.perf_counter() - start
+        return executable(*args)
+
+    def precompile(self, *args) -> None:
+        """Starts compiling for these arguments' shapes and placement in the background;
+        the call that needs the program waits for it (an error surfaces there)."""
+        args = self._placed(args)
+        key = _signature(args)
+        if key not in self._cache:
+            self._cache[key] = _BACKGROUND.submit(
+                self._build, tuple(map(_abstract_tree, args)), key)
+
+    def _placed(self, args: tuple) -> tuple:
+        return args if self._placement is None else self._placement.place(args)
+
+    def _build(self, args: tuple, key: tuple) -> jax.stages.Compiled:
+        if self._placement is None:
+            jitted, devices = self._jitted, (jax.devices()[0].id,)
+        else:
+            jitted = self._placement.jit(self._fn, args, **self._jit_kwargs)
+            devices = tuple(d.id for d in self._placement.mesh.devices.flat)
+        return _compile(jitted.lower(*args), key, devices)
 
     @property
     def num_compiles(self) -> int:
         return len(self._cache)
+
+
+def _abstract_tree(tree: Any) -> Any:
+    return jax.tree_util.tree_map(_abstract, tree)
 
 
 def over_runs(fn: Callable, in_axes: tuple) -> Callable:
@@ -229,12 +276,27 @@ class Engine:
 
     def evaluate(self, state: RunState, test: Pool, task_classes: jax.Array,
                  hp: dict) -> dict[str, jax.Array]:
-        """``_evaluate`` of every run. A method that predicts from the parameters alone
-        passes neither its state nor its hyper-parameters, so its program is every such
-        method's and compiles once per process."""
+        """``_evaluate`` of every run."""
+        return self.evaluate_program(*self._evaluation_args(state, test, task_classes, hp))
+
+    def _evaluation_args(self, state: RunState, test: Pool, task_classes: jax.Array,
+                         hp: dict) -> tuple:
+        """A method that predicts from the parameters alone passes neither its state nor
+        its hyper-parameters, so its program is every such method's and compiles once
+        per process."""
         if self._predicts_from_params:
             state, hp = state._replace(opt_state=(), alg_state=()), {}
-        return self.evaluate_program(state, test, task_classes, hp)
+        return state, test, task_classes, hp
+
+    def precompile(self, state: RunState, pool: Pool, test: Pool, task_classes: jax.Array,
+                   hp: dict, reset_optimizer: bool) -> None:
+        """Starts compiling, on a background thread, the programs a run calls after its
+        init, in the order it first calls them; each call waits for its own."""
+        self.evaluate_program.precompile(*self._evaluation_args(state, test, task_classes, hp))
+        if reset_optimizer:
+            self.reset_optimizer.precompile(state, hp)
+        self.epoch.precompile(state, pool, hp)
+        self.end_task.precompile(state, pool, hp)
 
     # -- per-run functions (vmapped in __init__) -------------------------------
     def _init_params(self, rng: jax.Array, sample_x: Any) -> Any:

@@ -232,7 +232,8 @@ class Run(NamedTuple):
 
 
 def build_run(config: ml_collections.ConfigDict) -> Run:
-    """Loads the stream of every (seed, hyper-parameter) run, builds the engine, inits state."""
+    """Loads the stream of every (seed, hyper-parameter) run, builds the engine, inits state,
+    and starts compiling the programs training calls next on a background thread."""
     config_check.validate(config)
     method = algorithms.load(config.algorithm)
     grid = config_check.run_grid(config)
@@ -254,16 +255,23 @@ def build_run(config: ml_collections.ConfigDict) -> Run:
     state = eng.init(rngs, hp, sample_x)
     if hasattr(model_module, "pretrained_params"):
         state = state._replace(params=model_module.pretrained_params(config, state.params))
-    return Run(grid, data, model_module, eng, hp, state,
-               jax.tree_util.tree_map(jnp.asarray, data.test), jnp.asarray(data.task_classes))
+    test = jax.tree_util.tree_map(jnp.asarray, data.test)
+    task_classes = jnp.asarray(data.task_classes)
+    if not config.get("stream_chunk_steps", 0):  # a host-streamed run trains by chunks
+        first_pool = eng.placement.place_rows(
+            jax.tree_util.tree_map(jnp.asarray, data.train_pool(data.stages[0])))
+        eng.precompile(state, first_pool, test, task_classes, hp, config.reset_optimizer)
+    return Run(grid, data, model_module, eng, hp, state, test, task_classes)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       overwrite: bool = False) -> dict:
-    """Runs (or resumes) the config's continual stream and writes its reports to workdir."""
+                       overwrite: bool = False, run: Run | None = None) -> dict:
+    """Runs (or resumes) the config's continual stream and writes its reports to workdir.
+    ``run``: ``build_run(config)`` when the caller built it already (a comparison builds
+    the next method's while one trains)."""
     config_check.validate(config)
     prepare_workdir(workdir, _identity(config), overwrite)
-    run = build_run(config)
+    run = run or build_run(config)
     grid, seeds, data, eng, hp, state = run.grid, run.seeds, run.data, run.eng, run.hp, run.state
     test, task_classes = run.test, run.task_classes
     random_init = jax.device_get(eng.evaluate(state, test, task_classes, hp))

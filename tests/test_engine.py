@@ -56,7 +56,7 @@ def test_methods_on_one_model_share_parameter_init_and_evaluation(digits_config)
         run.eng.evaluate(run.state, run.test, run.task_classes, run.hp)
         runs[name] = run
     naive, ewc, icarl = (runs[n].eng for n in ("naive", "ewc", "icarl"))
-    executable = lambda fn: next(iter(fn._cache.values()))  # noqa: E731
+    executable = lambda fn: next(iter(fn._cache.values())).result()  # noqa: E731
     assert executable(ewc.init_params) is executable(naive.init_params)
     assert executable(icarl.init_params) is executable(naive.init_params)
     chex.assert_trees_all_equal(runs["ewc"].state.params, runs["naive"].state.params)
@@ -68,6 +68,45 @@ def test_methods_on_one_model_share_parameter_init_and_evaluation(digits_config)
     digits_config.algorithm = "naive"
     again = train.build_run(digits_config).eng
     assert executable(again.init_params) is not executable(naive.init_params)
+
+
+def test_run_programs_compile_in_the_background_and_are_the_ones_called(digits_config):
+    from research import engine as engine_lib
+
+    engine_lib.forget_compiled()
+    run = train.build_run(digits_config)
+    eng = run.eng
+    started = {f.name: next(iter(f._cache.values()))
+               for f in (eng.reset_optimizer, eng.epoch, eng.end_task, eng.evaluate_program)}
+    pool = jax.tree_util.tree_map(jnp.asarray, run.data.train_pool(0))
+    state = eng.reset_optimizer(run.state, run.hp)
+    state, _ = eng.epoch(state, pool, run.hp)
+    state = eng.end_task(state, pool, run.hp)
+    eng.evaluate(state, run.test, run.task_classes, run.hp)
+    for f in (eng.reset_optimizer, eng.epoch, eng.end_task, eng.evaluate_program):
+        assert f.num_compiles == 1
+        assert next(iter(f._cache.values())) is started[f.name]
+
+
+def test_a_background_compile_error_surfaces_at_the_call():
+    from research import engine as engine_lib
+
+    bad = engine_lib.Compiled(lambda x: jnp.reshape(x, (7,)), "bad")
+    bad.precompile(jnp.ones(3))
+    with pytest.raises(TypeError, match="reshape"):
+        bad(jnp.ones(3))
+
+
+def test_a_comparison_matches_its_methods_run_one_by_one(digits_config, tmp_path):
+    from research import compare
+
+    summary = compare.compare(digits_config, ["naive", "ewc"], str(tmp_path / "both"))
+    for name in ("naive", "ewc"):
+        digits_config.algorithm = name
+        alone = _run(digits_config, tmp_path / name)
+        assert summary["methods"][name]["class_il"]["accuracy_matrix"] == (
+            alone["class_il"]["accuracy_matrix"])
+    assert (tmp_path / "both" / "comparison.md").stat().st_size > 0
 
 
 def test_task_scenario_reports_task_il_only(digits_config, tmp_path):

@@ -87,6 +87,16 @@ def available_methods(names: list[str]) -> tuple[list[str], list[str]]:
     return present, [n for n in names if n not in present]
 
 
+def _figures(results: dict, wall_seconds: float) -> dict:
+    figures = {k: results[k] for k in ("steps", "train_seconds", "compile_seconds",
+                                       "steps_per_second", "num_runs", "peak_memory_bytes")}
+    figures["wall_seconds"] = wall_seconds
+    for key in ("class_il", "task_il"):
+        if key in results:
+            figures[f"{key}_ACC"] = results[key]["ACC"]
+    return figures
+
+
 def run_ours(config: ml_collections.ConfigDict) -> dict:
     """train_and_evaluate in a fresh workdir; end-to-end wall time includes compiling."""
     from research import train
@@ -94,14 +104,22 @@ def run_ours(config: ml_collections.ConfigDict) -> dict:
     with tempfile.TemporaryDirectory() as workdir:
         start = time.perf_counter()
         results = train.train_and_evaluate(config, workdir)
+        return _figures(results, time.perf_counter() - start)
+
+
+def run_comparison(config: ml_collections.ConfigDict, methods: list[str]
+                   ) -> tuple[dict[str, dict], float]:
+    """``compare.compare`` in a fresh workdir, as scripts.compare runs it: each method's
+    figures (its wall time from the end of the previous one's) and the whole
+    comparison's wall time, compiles and reports included."""
+    from research import compare
+
+    with tempfile.TemporaryDirectory() as workdir:
+        start = time.perf_counter()
+        summary = compare.compare(config, methods, workdir)
         wall = time.perf_counter() - start
-    figures = {k: results[k] for k in ("steps", "train_seconds", "compile_seconds",
-                                       "steps_per_second", "num_runs", "peak_memory_bytes")}
-    figures["wall_seconds"] = wall
-    for key in ("class_il", "task_il"):
-        if key in results:
-            figures[f"{key}_ACC"] = results[key]["ACC"]
-    return figures
+    return {name: _figures(results, results["wall_seconds"])
+            for name, results in summary["methods"].items()}, wall
 
 
 def steady_steps_per_second(configs: dict[str, ml_collections.ConfigDict], epochs: int = 250,
