@@ -287,6 +287,7 @@ def _markdown(result: dict) -> str:
 def main(argv: list[str]) -> None:
     del argv
     logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint save at INFO
+    jax.config.update("jax_enable_compilation_cache", False)  # every compile from cold
     os.makedirs(_OUTPUT.value, exist_ok=True)
     start = time.perf_counter()
     result: dict = {"machine": _machine(), "xla_flags": os.environ.get("XLA_FLAGS", ""),

@@ -6,9 +6,11 @@ and the run itself (bad config values, workdirs, checkpoints, data files).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 
+import jax
 from absl import app, flags, logging
 
 from research.checkpoint import CheckpointError
@@ -38,9 +40,23 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
     return []
 
 
-def run_guarded(fn: Callable[[], None]) -> None:
-    """Calls ``fn``; a user error prints ``error: ...`` and exits 2, with no traceback."""
+def cache_compiles_in(workdir: str) -> None:
+    """Keeps this process's compiled programs in ``workdir/xla_cache`` (JAX's persistent
+    compilation cache), so rerunning or resuming the command loads them instead of
+    compiling. A cache directory the user chose (JAX_COMPILATION_CACHE_DIR) is kept,
+    and a multi-process run compiles as usual."""
+    if jax.config.jax_compilation_cache_dir or jax.process_count() > 1:
+        return
+    jax.config.update("jax_compilation_cache_dir", os.path.join(workdir, "xla_cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def run_guarded(fn: Callable[[], None], workdir: str | None = None) -> None:
+    """Calls ``fn``; a user error prints ``error: ...`` and exits 2, with no traceback.
+    With ``workdir``, compiled programs are cached there (``cache_compiles_in``)."""
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+    if workdir is not None:
+        cache_compiles_in(workdir)
     try:
         fn()
     except USER_ERRORS as err:

@@ -37,7 +37,7 @@ def main(argv):
         print(summary["markdown"])
         print(f"wrote {os.path.join(_WORKDIR.value, 'comparison.md')}")
 
-    cli.run_guarded(go)
+    cli.run_guarded(go, _WORKDIR.value)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def run(config, workdir: str, overwrite: bool) -> dict:
 def main(argv):
     del argv
     cli.run_guarded(lambda: print(json.dumps(
-        run(_CONFIG.value, _WORKDIR.value, _OVERWRITE.value))))
+        run(_CONFIG.value, _WORKDIR.value, _OVERWRITE.value))), _WORKDIR.value)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def _run() -> None:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise flags.Error(f"unexpected arguments: {argv[1:]}")
-    cli.run_guarded(_run)
+    cli.run_guarded(_run, _WORKDIR.value)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ def main(argv):
     del argv
     distributed.initialize_from_flags()
     cli.run_guarded(lambda: print(_summary(
-        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, _OVERWRITE.value))))
+        train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, _OVERWRITE.value))),
+        _WORKDIR.value)
 
 
 if __name__ == "__main__":

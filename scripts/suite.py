@@ -30,7 +30,7 @@ def main(argv):
         report.atomic_write(_OUTPUT.value, text)
         print(text)
 
-    cli.run_guarded(go)
+    cli.run_guarded(go, _WORKDIR.value)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def run() -> dict:
 
 def main(argv):
     del argv
-    cli.run_guarded(lambda: print(json.dumps(run())))
+    cli.run_guarded(lambda: print(json.dumps(run())), _WORKDIR.value)
 
 
 if __name__ == "__main__":
