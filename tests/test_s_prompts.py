@@ -126,8 +126,9 @@ def test_predict_routes_each_row_through_its_domain_prompt_and_head():
     np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-5)
     # Slots handed in (evaluation passes route's) are used as given, not chosen again.
     given = jax.jit(lambda p, s, x, k: alg.predict(p, s, x, apply_fn, slots=k))
+    # Two compiled programs: equal up to float reassociation, not bit for bit.
     np.testing.assert_allclose(given(params, state, jnp.concatenate([a, b]), slots), scores,
-                               rtol=1e-6, atol=1e-7)
+                               rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(given(params, state, a, jnp.ones(6, jnp.int32)),
                                forward(domain[1], a), rtol=1e-4, atol=1e-5)
 
