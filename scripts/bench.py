@@ -60,8 +60,19 @@ TARGETS = {"naive": 4.0, "ewc": 8.0, "si": 8.0, "replay": 5.0}
 END_TO_END_TARGET = 4.0
 
 
+def _cpu_model() -> str:
+    """The processor's name (runs on different machines differ most by it)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or "unknown"
+
+
 def _machine() -> dict:
-    return {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+    return {"platform": platform.platform(), "cpu_model": _cpu_model(),
+            "cpu_count": os.cpu_count(),
             "devices": [str(d) for d in jax.devices()], "jax": jax.__version__,
             "load_average": os.getloadavg()}
 
@@ -218,7 +229,8 @@ def _ratios(ours: dict, peer: dict, comparison_wall: float) -> dict:
 def _markdown(result: dict) -> str:
     eff = result["step_efficiency"]
     lines = ["# Benchmark", "", f"Machine: {result['machine']['platform']}, "
-             f"{result['machine']['cpu_count']} CPUs, load average "
+             f"{result['machine'].get('cpu_model', 'unknown')}, "
+             f"{result['machine']['cpu_count']} CPUs, jax {result['machine']['jax']}, load average "
              f"{', '.join(f'{x:.1f}' for x in result['machine']['load_average'])} at start.",
              "", f"Matmul (float32, 2048^2, best of 5): "
              f"{eff['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s; MLP 2x400 step "
@@ -279,6 +291,10 @@ def _markdown(result: dict) -> str:
                   f"(target 1.0x on CPU); one step per call "
                   f"{1e3 * text['ours']['one_step_per_call']['step_seconds_median']:.0f} ms: "
                   f"{text['speedup_one_step_per_call']:.2f}x.", ""]
+        if "matmul_flops_per_second" in ref:  # the libraries' own matmul rates explain much
+            lines += [f"Float32 matmul (2048^2, best of 5) on this CPU: PyTorch "
+                      f"{ref['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s, XLA "
+                      f"{eff['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s.", ""]
     elif "torch" in text:
         lines += [f"PyTorch text step: {text['torch']['skipped']}", ""]
     return "\n".join(lines)

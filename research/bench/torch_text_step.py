@@ -5,7 +5,8 @@ Run by scripts.bench under an interpreter that has torch and transformers
 our packages): the same encoder weights, batch 32 x length 64 of random
 token ids, 3 classes, AdamW (2e-5, weight decay 0.01), dropout off as in our
 step, all parameters trained. Prints one JSON line: median wall and CPU
-seconds per step over --steps timed steps after one warm-up step.
+seconds per step over --steps timed steps after one warm-up step, and the
+float32 FLOP/s of a 2048^2 matmul in the same process.
 
   python research/bench/torch_text_step.py --model_dir=DIR [--steps=10 --threads=0]
 """
@@ -22,6 +23,18 @@ import time
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _matmul_flops(torch, size: int = 2048, repeats: int = 5) -> float:
+    """Best-of-repeats float32 FLOP/s of one large matmul: PyTorch's own peak on this CPU."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * size ** 3 / best
 
 
 def main() -> None:
@@ -68,7 +81,8 @@ def main() -> None:
                       "attention": model.config._attn_implementation,
                       "step_seconds_median": statistics.median(walls),
                       "step_seconds_min": min(walls),
-                      "cpu_seconds_median": statistics.median(cpus)}))
+                      "cpu_seconds_median": statistics.median(cpus),
+                      "matmul_flops_per_second": _matmul_flops(torch)}))
 
 
 if __name__ == "__main__":
