@@ -229,7 +229,7 @@ def _ratios(ours: dict, peer: dict, comparison_wall: float) -> dict:
 def _markdown(result: dict) -> str:
     eff = result["step_efficiency"]
     lines = ["# Benchmark", "", f"Machine: {result['machine']['platform']}, "
-             f"{result['machine'].get('cpu_model', 'unknown')}, "
+             f"{result['machine']['cpu_model']}, "
              f"{result['machine']['cpu_count']} CPUs, jax {result['machine']['jax']}, load average "
              f"{', '.join(f'{x:.1f}' for x in result['machine']['load_average'])} at start.",
              "", f"Matmul (float32, 2048^2, best of 5): "
