@@ -161,6 +161,15 @@ def cast_floats(tree: Any, dtype) -> Any:
         lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
 
 
+def apply_in(dtype, apply: Callable, params: Any, x: Any) -> Any:
+    """``apply(params, x)`` computed in ``dtype``: with bfloat16, params and inputs are
+    cast inside and the outputs come back as float32, so the float32 master weights
+    and optimizer state are what a step updates (mixed precision)."""
+    if dtype == jnp.float32:
+        return apply(params, x)
+    return cast_floats(apply(cast_floats(params, dtype), cast_floats(x, dtype)), jnp.float32)
+
+
 def compute_dtype(config: ml_collections.ConfigDict):
     name = config.get("compute_dtype", "float32")
     if name not in COMPUTE_DTYPES:

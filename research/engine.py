@@ -231,11 +231,8 @@ class Engine:
     def apply_fn(self, params, x):
         """The model; with a bfloat16 compute dtype, params and inputs are cast inside
         (the float32 master weights and optimizer state are what the step updates)."""
-        if self.compute_dtype == jnp.float32:
-            return self.model.apply({"params": params}, x)
-        cast = lambda tree: distributed.cast_floats(tree, self.compute_dtype)
-        return distributed.cast_floats(self.model.apply({"params": cast(params)}, cast(x)),
-                                       jnp.float32)
+        return distributed.apply_in(self.compute_dtype,
+                                    lambda p, v: self.model.apply({"params": p}, v), params, x)
 
     def algorithm(self, hp_traced: dict) -> base.Algorithm:
         return self.method.make({**self.hp_static, **hp_traced})

@@ -30,6 +30,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from models.mixed_precision import Dense
+
 
 def gelu_erf(x: jax.Array) -> jax.Array:
     """Exact GELU as BERT and PyTorch write it, 0.5 x (1 + erf(x / sqrt 2)). jax.nn.gelu's
@@ -166,7 +168,7 @@ class SelfAttention(nn.Module):
         batch, length, width = x.shape
         heads, head_dim = cfg.num_heads, width // cfg.num_heads
         init = nn.initializers.normal(cfg.initializer_range)
-        qkv = nn.Dense(3 * width, kernel_init=init, name="qkv")(x)
+        qkv = Dense(3 * width, kernel_init=init, name="qkv")(x)
         deltas = [self._lora(t, x, width) for t in ("q", "k", "v")]
         if any(d is not None for d in deltas):
             zero = jnp.zeros_like(x)
@@ -177,7 +179,7 @@ class SelfAttention(nn.Module):
         scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) + bias[:, None, None, :]
         probs = jax.nn.softmax(scores, axis=-1)
         context = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(batch, length, width)
-        out = nn.Dense(width, kernel_init=init, name="out")(context)
+        out = Dense(width, kernel_init=init, name="out")(context)
         delta = self._lora("o", context, width)
         return out if delta is None else out + delta
 
@@ -193,9 +195,9 @@ class Layer(nn.Module):
         init = nn.initializers.normal(cfg.initializer_range)
         norm = lambda name: nn.LayerNorm(epsilon=cfg.layer_norm_eps, name=name)
         x = norm("attention_norm")(x + SelfAttention(cfg, name="attention")(x, bias))
-        h = nn.Dense(cfg.intermediate_size, kernel_init=init, name="intermediate")(x)
+        h = Dense(cfg.intermediate_size, kernel_init=init, name="intermediate")(x)
         h = ACTIVATIONS[cfg.hidden_act](h)
-        h = nn.Dense(cfg.hidden_size, kernel_init=init, name="output")(h)
+        h = Dense(cfg.hidden_size, kernel_init=init, name="output")(h)
         return norm("output_norm")(x + h)
 
 
@@ -258,7 +260,7 @@ class BertEncoder(nn.Module):
             x = Layer(cfg, name=f"layer_{i}")(x, bias)
         cls = x[:, cfg.num_prompt_tokens]
         init = nn.initializers.normal(cfg.initializer_range)
-        pooler = nn.Dense(cfg.hidden_size, kernel_init=init, name="pooler")
+        pooler = Dense(cfg.hidden_size, kernel_init=init, name="pooler")
         return EncoderOutput(x, jnp.tanh(pooler(cls)), attention_mask)
 
 

@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from models.mixed_precision import Dense
 from models.text.bert import BertEncoder, EncoderConfig, EncoderOutput, mean_pool
 from models.text.load import merge_pretrained
 
@@ -36,7 +37,7 @@ class PooledClassifier(nn.Module):
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling={self.pooling!r}; choices: {POOLINGS}")
         features = out.pooled if self.pooling == "cls" else mean_pool(out.hidden, out.mask)
-        return nn.Dense(self.num_classes, name="out")(features)
+        return Dense(self.num_classes, name="out")(features)
 
 
 class RegressionHead(PooledClassifier):
@@ -69,10 +70,10 @@ class TextCNNHead(nn.Module):
             # A width-w convolution is a Dense over the w stacked neighbours: one matmul
             # per width, which XLA on CPU compiles and runs faster than a conv.
             windows = jnp.concatenate([padded[:, j:j + length] for j in range(width)], axis=-1)
-            feature_maps = nn.relu(nn.Dense(self.features, name=f"conv_{width}")(windows))
+            feature_maps = nn.relu(Dense(self.features, name=f"conv_{width}")(windows))
             # After ReLU every value is >= 0, so zeroing masked positions leaves the max unchanged.
             pooled.append(jnp.max(jnp.where(valid, feature_maps, 0.0), axis=1))
-        return nn.Dense(self.num_classes, name="out")(jnp.concatenate(pooled, axis=-1))
+        return Dense(self.num_classes, name="out")(jnp.concatenate(pooled, axis=-1))
 
 
 class TextClassifier(nn.Module):
