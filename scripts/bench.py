@@ -14,8 +14,9 @@ interpreter) has torch and avalanche-lib: its steady-state steps/s (epochs
 after each experience's first), the wall time of the same comparison and its
 ACC, and the ratios; (4) our full fine-tuning step of MiniLM (scripts.bench_text_step)
 and, when --torch_text_python (or --torch_python) has torch and transformers,
-the PyTorch BertForSequenceClassification step on the same weights.
-Writes bench.json and bench.md in --output.
+the PyTorch BertForSequenceClassification step on the same weights, each in
+float32 and in bfloat16 mixed precision (ours ``--compute_dtype=bfloat16``,
+PyTorch's ``torch.autocast``). Writes bench.json and bench.md in --output.
 """
 
 from __future__ import annotations
@@ -171,11 +172,15 @@ def _last_error(proc: subprocess.CompletedProcess) -> str:
     return " ".join(proc.stderr.strip().splitlines()[-1:])
 
 
-def _text_step(torch_python: str | None) -> dict:
-    """Our full fine-tuning step (scripts.bench_text_step) and, when ``torch_python`` has
-    torch and transformers, the BertForSequenceClassification step on the same weights."""
-    proc = subprocess.run([sys.executable, "-m", "scripts.bench_text_step"], cwd=ROOT,
-                          capture_output=True, text=True)
+TEXT_STEP_DTYPES = ("float32", "bfloat16")
+
+
+def _text_step(torch_python: str | None, dtype: str) -> dict:
+    """Our full fine-tuning step (scripts.bench_text_step) computing in ``dtype`` and, when
+    ``torch_python`` has torch and transformers, the BertForSequenceClassification step
+    on the same weights (autocast to bfloat16 for our bfloat16)."""
+    proc = subprocess.run([sys.executable, "-m", "scripts.bench_text_step",
+                           f"--compute_dtype={dtype}"], cwd=ROOT, capture_output=True, text=True)
     if proc.returncode:
         return {"skipped": "bench_text_step failed: " + _last_error(proc)}
     lines = proc.stdout.strip().splitlines()
@@ -186,8 +191,9 @@ def _text_step(torch_python: str | None) -> dict:
     from models.text.load import MINILM, resolve_model_dir
 
     script = os.path.join(ROOT, "research", "bench", "torch_text_step.py")
-    ref = subprocess.run([torch_python, script, f"--model_dir={resolve_model_dir(MINILM)}"],
-                         capture_output=True, text=True, cwd=tempfile.gettempdir())
+    autocast = ["--bfloat16"] if dtype == "bfloat16" else []
+    ref = subprocess.run([torch_python, script, f"--model_dir={resolve_model_dir(MINILM)}",
+                          *autocast], capture_output=True, text=True, cwd=tempfile.gettempdir())
     if ref.returncode:
         out["torch"] = {"skipped": "torch_text_step failed: " + _last_error(ref)}
         return out
@@ -224,6 +230,30 @@ def _ratios(ours: dict, peer: dict, comparison_wall: float) -> dict:
                              "target": END_TO_END_TARGET,
                              "met": theirs / mine >= END_TO_END_TARGET}
     return out
+
+
+def _text_step_lines(dtype: str, text: dict, eff: dict) -> list[str]:
+    """The text step's paragraph for one compute dtype."""
+    lines = [f"Text step, {dtype}: " + (" / ".join(text["output"]) if "output" in text
+                                         else text["skipped"]), ""]
+    if "speedup" in text:
+        ref = text["torch"]
+        autocast = ", autocast bfloat16" if ref.get("compute_dtype") == "bfloat16" else ""
+        lines += [f"PyTorch {ref['torch']} BertForSequenceClassification, same weights and "
+                  f"shapes ({ref['threads']} threads, attention {ref['attention']}{autocast}): "
+                  f"step median {1e3 * ref['step_seconds_median']:.0f} ms; ours "
+                  f"{1e3 * text['ours']['step_seconds_median']:.0f} ms as the engine trains "
+                  f"({text['ours']['steps_per_call']} steps per call): {text['speedup']:.2f}x "
+                  f"(target 1.0x on CPU); one step per call "
+                  f"{1e3 * text['ours']['one_step_per_call']['step_seconds_median']:.0f} ms: "
+                  f"{text['speedup_one_step_per_call']:.2f}x.", ""]
+        if dtype == "float32" and "matmul_flops_per_second" in ref:  # the libraries' rates
+            lines += [f"Float32 matmul (2048^2, best of 5) on this CPU: PyTorch "
+                      f"{ref['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s, XLA "
+                      f"{eff['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s.", ""]
+    elif "torch" in text:
+        lines += [f"PyTorch text step: {text['torch']['skipped']}", ""]
+    return lines
 
 
 def _markdown(result: dict) -> str:
@@ -278,25 +308,8 @@ def _markdown(result: dict) -> str:
                   f"(target {e2e['target']:.0f}x).", ""]
     if not ratios["steady"]:
         lines += [f"Avalanche: {json.dumps(result['avalanche'])}", ""]
-    text = result["text_step"]
-    lines += ["Text step: " + (" / ".join(text["output"]) if "output" in text
-                               else text["skipped"]), ""]
-    if "speedup" in text:
-        ref = text["torch"]
-        lines += [f"PyTorch {ref['torch']} BertForSequenceClassification, same weights and "
-                  f"shapes ({ref['threads']} threads, attention {ref['attention']}): step median "
-                  f"{1e3 * ref['step_seconds_median']:.0f} ms; ours "
-                  f"{1e3 * text['ours']['step_seconds_median']:.0f} ms as the engine trains "
-                  f"({text['ours']['steps_per_call']} steps per call): {text['speedup']:.2f}x "
-                  f"(target 1.0x on CPU); one step per call "
-                  f"{1e3 * text['ours']['one_step_per_call']['step_seconds_median']:.0f} ms: "
-                  f"{text['speedup_one_step_per_call']:.2f}x.", ""]
-        if "matmul_flops_per_second" in ref:  # the libraries' own matmul rates explain much
-            lines += [f"Float32 matmul (2048^2, best of 5) on this CPU: PyTorch "
-                      f"{ref['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s, XLA "
-                      f"{eff['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s.", ""]
-    elif "torch" in text:
-        lines += [f"PyTorch text step: {text['torch']['skipped']}", ""]
+    for dtype, text in result["text_step"].items():
+        lines += _text_step_lines(dtype, text, eff)
     return "\n".join(lines)
 
 
@@ -323,8 +336,10 @@ def main(argv: list[str]) -> None:
                                      _TORCH_THREADS.value)
     result["ratios"] = _ratios(result["ours"], result["avalanche"],
                                result["comparison_wall_seconds"])
-    result["text_step"] = (_text_step(_TORCH_TEXT_PYTHON.value or _TORCH_PYTHON.value)
-                           if _TEXT_STEP.value else {"skipped": "--notext_step"})
+    result["text_step"] = {
+        dtype: (_text_step(_TORCH_TEXT_PYTHON.value or _TORCH_PYTHON.value, dtype)
+                if _TEXT_STEP.value else {"skipped": "--notext_step"})
+        for dtype in TEXT_STEP_DTYPES}
     result["bench_seconds"] = time.perf_counter() - start
     report.write_json(os.path.join(_OUTPUT.value, "bench.json"), result)
     report.atomic_write(os.path.join(_OUTPUT.value, "bench.md"), _markdown(result))

@@ -1,6 +1,7 @@
 """Time full fine-tuning steps of TextClassifier (forward, backward, AdamW), two ways.
 
     python -m scripts.bench_text_step [--batch_size=32 --length=64 --steps_per_call=8]
+                                      [--compute_dtype=bfloat16]
 
 * **scanned**, as the engine trains: ``--steps_per_call`` steps in one compiled
   ``lax.scan`` over different batches, timed per step (``--calls`` calls);
@@ -11,8 +12,9 @@ for all of a call's temporaries (about 660 MiB for MiniLM at batch 32, length
 64) and the kernel zero-fills its pages again on every call, so a call per
 step pays that every step while a scan pays it once. Random token batches
 (the time does not depend on the values), compiled with the engine's XLA
-options. Not a test: a figure to compare against the PyTorch reference on
-the same machine.
+options. ``--compute_dtype=bfloat16`` computes in bfloat16 with float32 master
+weights and AdamW state, as ``config.compute_dtype`` does in training. Not a
+test: a figure to compare against the PyTorch reference on the same machine.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from absl import app, flags
 
 from models.text.heads import HEADS, TextClassifier, init_classifier
 from models.text.load import MINILM, load_encoder
+from research import distributed
 from research.engine import compiler_options
 
 _MODEL = flags.DEFINE_string("model", MINILM, "Encoder to fine-tune.")
@@ -39,6 +42,8 @@ _CALLS = flags.DEFINE_integer("calls", 4, "Timed scanned calls after the warm-up
 _STEPS = flags.DEFINE_integer("steps", 12, "Timed one-step calls after the warm-up.")
 _HEAD = flags.DEFINE_enum("head", "cls", HEADS, "Classifier head.")
 _NUM_LAYERS = flags.DEFINE_integer("num_layers", None, "Keep only the first N layers.")
+_COMPUTE_DTYPE = flags.DEFINE_enum("compute_dtype", "float32", list(distributed.COMPUTE_DTYPES),
+                                   "The forward and backward's dtype (parameters stay float32).")
 NUM_CLASSES = 3
 
 
@@ -48,11 +53,13 @@ def _usage() -> tuple[float, int]:
     return usage.ru_utime + usage.ru_stime, usage.ru_minflt
 
 
-def make_step(model: TextClassifier, optimizer: optax.GradientTransformation):
+def make_step(model: TextClassifier, optimizer: optax.GradientTransformation,
+              compute_dtype=jnp.float32):
     """One train step: cross-entropy, its gradient, one optimizer update."""
 
     def loss_fn(params, batch):
-        logits = model.apply({"params": params}, batch["x"])
+        logits = distributed.apply_in(compute_dtype, lambda p, x: model.apply({"params": p}, x),
+                                      params, batch["x"])
         return optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
 
     def step(params, opt_state, batch):
@@ -117,7 +124,7 @@ def main(argv: list[str]) -> None:
     k = _STEPS_PER_CALL.value
     batches = _random_batches(cfg.vocab_size, k, rng)
     one_batch = jax.tree_util.tree_map(lambda a: a[0], batches)
-    step = make_step(model, optimizer)
+    step = make_step(model, optimizer, distributed.COMPUTE_DTYPES[_COMPUTE_DTYPE.value])
 
     start = time.perf_counter()
     scanned = jax.jit(make_scanned(step), donate_argnums=(0, 1))
@@ -134,7 +141,8 @@ def main(argv: list[str]) -> None:
     single_figures, _ = _time(single, args, _STEPS.value, 1)
     ms = lambda s: f"{1000 * s:.0f} ms"
     print(f"TextClassifier({_MODEL.value}, {cfg.num_layers} layers, head={_HEAD.value}) "
-          f"batch={_BATCH_SIZE.value} length={_LENGTH.value} on {jax.devices()[0].platform}, "
+          f"batch={_BATCH_SIZE.value} length={_LENGTH.value} {_COMPUTE_DTYPE.value} on "
+          f"{jax.devices()[0].platform}, "
           f"compile {compile_s:.1f} s: {k} steps per call: step median "
           f"{ms(scan_figures['step_seconds_median'])} (min "
           f"{ms(scan_figures['step_seconds_min'])}), CPU time per step "
@@ -143,8 +151,8 @@ def main(argv: list[str]) -> None:
           f"call: {ms(single_figures['step_seconds_median'])} (min "
           f"{ms(single_figures['step_seconds_min'])}), "
           f"{single_figures['page_faults_per_step']:.0f} page faults per step")
-    print(json.dumps({"compile_seconds": compile_s, "steps_per_call": k, **scan_figures,
-                      "one_step_per_call": single_figures}))
+    print(json.dumps({"compute_dtype": _COMPUTE_DTYPE.value, "compile_seconds": compile_s,
+                      "steps_per_call": k, **scan_figures, "one_step_per_call": single_figures}))
 
 
 if __name__ == "__main__":

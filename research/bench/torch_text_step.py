@@ -4,11 +4,14 @@ Run by scripts.bench under an interpreter that has torch and transformers
 (possibly another virtual environment, so this file imports neither jax nor
 our packages): the same encoder weights, batch 32 x length 64 of random
 token ids, 3 classes, AdamW (2e-5, weight decay 0.01), dropout off as in our
-step, all parameters trained. Prints one JSON line: median wall and CPU
-seconds per step over --steps timed steps after one warm-up step, and the
-float32 FLOP/s of a 2048^2 matmul in the same process.
+step, all parameters trained; with --bfloat16 the forward runs under
+``torch.autocast`` in bfloat16 (PyTorch's mixed precision, float32 weights and
+optimizer state), the counterpart of our ``--compute_dtype=bfloat16``. Prints
+one JSON line: median wall and CPU seconds per step over --steps timed steps
+after one warm-up step, and the float32 FLOP/s of a 2048^2 matmul in the same
+process.
 
-  python research/bench/torch_text_step.py --model_dir=DIR [--steps=10 --threads=0]
+  python research/bench/torch_text_step.py --model_dir=DIR [--steps=10 --threads=0 --bfloat16]
 """
 
 from __future__ import annotations
@@ -44,7 +47,10 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0, help="0: torch's default")
+    parser.add_argument("--bfloat16", action="store_true", help="autocast the forward")
     args = parser.parse_args()
+
+    import contextlib
 
     import numpy as np
     import torch
@@ -62,10 +68,13 @@ def main() -> None:
                                     (args.batch_size, args.length)))
     labels = torch.tensor(rng.integers(0, 3, args.batch_size))
     mask = torch.ones_like(ids)
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.bfloat16 else (
+        contextlib.nullcontext)
 
     def step() -> float:
         optimizer.zero_grad()
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        with autocast():
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
         optimizer.step()
         return float(loss)
@@ -79,6 +88,7 @@ def main() -> None:
         cpus.append(_cpu_seconds() - cpu)
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(),
                       "attention": model.config._attn_implementation,
+                      "compute_dtype": "bfloat16" if args.bfloat16 else "float32",
                       "step_seconds_median": statistics.median(walls),
                       "step_seconds_min": min(walls),
                       "cpu_seconds_median": statistics.median(cpus),
