@@ -161,7 +161,7 @@ def cast_floats(tree: Any, dtype) -> Any:
         lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
 
 
-def apply_in(dtype, apply: Callable, params: Any, x: Any) -> Any:
+def apply_in(dtype: Any, apply: Callable, params: Any, x: Any) -> Any:
     """``apply(params, x)`` computed in ``dtype``: with bfloat16, params and inputs are
     cast inside and the outputs come back as float32, so the float32 master weights
     and optimizer state are what a step updates (mixed precision)."""

@@ -17,6 +17,7 @@ process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
@@ -49,8 +50,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="0: torch's default")
     parser.add_argument("--bfloat16", action="store_true", help="autocast the forward")
     args = parser.parse_args()
-
-    import contextlib
 
     import numpy as np
     import torch
