@@ -22,10 +22,12 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+import algorithms
 import models
 from research import checkpoint, report
 from research import engine as engine_lib
 from research import train as train_lib
+from research.configs import sentiment_domains
 from research.data import text_files, text_stream
 
 UPDATE_METHODS = {"ewc": "ewc", "replay": "er", "lwf": "lwf", "naive": "naive"}
@@ -94,6 +96,12 @@ def update_config(old_workdir: str, data_path: str, method: str,
     config.update(dataset="text_file", text_files=os.path.abspath(data_path),
                   update_from=os.path.abspath(old_workdir), algorithm=UPDATE_METHODS[method],
                   num_tasks=2, teacher_workdir="")
+    # The old run saved only its own method's hyper-parameters: the new method's come
+    # from the encoder's sizes, else its defaults.
+    defaults = {**algorithms.load(config.algorithm).HPARAMS}
+    defaults.update({k: v for k, v in sentiment_domains.encoder_hparams(config.max_length).items()
+                     if k in defaults})
+    config.hp.update({k: v for k, v in defaults.items() if k not in config.hp})
     if num_epochs:
         config.num_epochs = num_epochs
     return config

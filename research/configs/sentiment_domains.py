@@ -12,6 +12,13 @@ cores per method); figures are in docs/results_text.md.
 from research.configs import common
 
 
+def encoder_hparams(max_length: int) -> dict:
+    """Method hyper-parameters sized for a 22M-parameter encoder (also what
+    scripts.update gives a method the fine-tuning run did not use)."""
+    return {"buffer_input_size": 3 * max_length,  # replay stores packed tokens
+            "ewc_max_tasks": 4, "fisher_samples": 256}
+
+
 def get_config(runlocal: str = ""):
     config = common.base()
     # Stream.
@@ -32,10 +39,7 @@ def get_config(runlocal: str = ""):
     config.c0 = 0.1  # competence at each task's first epoch
     config.curriculum_epochs = 0  # epochs to full competence; 0 = half of num_epochs
     config.curriculum_balanced = False  # take the easiest fraction of each class
-    # Method hyper-parameters sized for a 22M-parameter encoder.
-    config.hp.buffer_input_size = 3 * config.max_length  # replay stores packed tokens
-    config.hp.ewc_max_tasks = 4
-    config.hp.fisher_samples = 256
+    config.hp.update(encoder_hparams(config.max_length))
     # Optimizer.
     config.optimizer = "adamw"
     config.learning_rate = 5e-5
@@ -48,7 +52,7 @@ def get_config(runlocal: str = ""):
     if runlocal:  # a seconds-long smoke run: 2 layers, 16 tokens, a few examples
         config.encoder_layers = 2
         config.max_length = 16
-        config.hp.buffer_input_size = 3 * config.max_length
+        config.hp.update(encoder_hparams(config.max_length))
         config.max_examples_per_domain = 40
         config.num_epochs = 1
         config.batch_size = 8
