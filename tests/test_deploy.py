@@ -79,3 +79,17 @@ def test_finetune_update_predict_end_to_end(tmp_path):
         assert sum(line["probabilities"].values()) == pytest.approx(1, abs=1e-3)
     piped = _cli("scripts.predict", f"--from={base}", stdin="good\nbad\n")
     assert piped.returncode == 0 and len(piped.stdout.splitlines()) == 2
+
+
+@pytest.mark.parametrize("method,key,expected", [
+    ("ewc", "ewc_max_tasks", 4), ("ewc", "ewc_lambda", 1000.0),
+    ("replay", "buffer_input_size", 3 * 16)])  # 'local' runs 16 tokens
+def test_update_gives_the_new_method_its_hyper_parameters(tmp_path, method, key, expected):
+    """A fine-tuning run saves only its own method's hyper-parameters (none for naive)."""
+    from research import deploy
+
+    config = json.loads(sentiment_finetune.get_config("local").to_json())
+    config["hp"], config["sweep"] = {}, {}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    data = _csv(tmp_path / "new.csv", [("fine", "positive"), ("awful", "negative")])
+    assert deploy.update_config(str(tmp_path), data, method).hp[key] == expected
