@@ -66,8 +66,8 @@ def _compile(lowered: jax.stages.Lowered, signature: tuple,
              devices: tuple[int, ...]) -> jax.stages.Compiled:
     """The lowered program compiled, or the executable of the identical program compiled
     earlier in this process: the same text, result tree and devices, and the same
-    argument tree, shapes and dtypes (the text leaves out unused arguments, the
-    executable still checks them). The methods of a comparison on one model share
+    argument tree, shapes and dtypes (``Compiled`` keeps unused arguments in the
+    text, so the same text reads the same arguments). The methods of a comparison on one model share
     their parameter init and, where they predict from the parameters alone, their
     evaluation. A program another thread is compiling is waited for, not compiled twice."""
     text = hashlib.sha256(lowered.as_text().encode()).hexdigest()
@@ -113,6 +113,11 @@ class Compiled:
 
     def __init__(self, fn: Callable, name: str, placement: distributed.Placement | None = None,
                  **jit_kwargs):
+        # Every argument stays in the program (keep_unused): a program pruned of the
+        # arguments it does not read would read its kept ones by position, so another
+        # function lowering to the same text but reading another argument (one method's
+        # penalty strength for another's) would be handed the wrong one from the cache.
+        jit_kwargs = {"keep_unused": True, **jit_kwargs}
         self._fn, self._placement, self._jit_kwargs = fn, placement, jit_kwargs
         self._jitted = jax.jit(fn, **jit_kwargs)
         self._cache: dict[tuple, futures.Future] = {}

@@ -97,6 +97,19 @@ def test_a_background_compile_error_surfaces_at_the_call():
         bad(jnp.ones(3))
 
 
+def test_a_shared_program_reads_its_own_arguments():
+    """Two functions equal but for which hyper-parameter they read: l2 after mas in one
+    process once got mas's strength from the program cache (task-IL ACC 0.56, not 0.996)."""
+    from research import engine as engine_lib
+
+    hp = {"a": jnp.float32(2.0), "b": jnp.float32(3.0)}
+    x = jnp.ones(3)
+    by_a = engine_lib.Compiled(lambda x, hp: x * hp["a"], "by_a")
+    by_b = engine_lib.Compiled(lambda x, hp: x * hp["b"], "by_b")
+    np.testing.assert_array_equal(by_a(x, hp), 2 * x)
+    np.testing.assert_array_equal(by_b(x, hp), 3 * x)
+
+
 def test_a_comparison_matches_its_methods_run_one_by_one(digits_config, tmp_path):
     from research import compare
 
