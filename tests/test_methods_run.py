@@ -36,6 +36,7 @@ def _config(scenario: str, algorithm: str):
     config.hp.replay_batch_size = 8
     config.hp.agem_ref_size = 16
     config.hp.fisher_samples = 40
+    config.hp.freeze_trainable = "head"  # the one hidden layer is Dense_0
     return config
 
 
