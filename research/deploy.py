@@ -98,10 +98,9 @@ def update_config(old_workdir: str, data_path: str, method: str,
                   num_tasks=2, teacher_workdir="")
     # The old run saved only its own method's hyper-parameters: the new method's come
     # from the encoder's sizes, else its defaults.
-    defaults = {**algorithms.load(config.algorithm).HPARAMS}
-    defaults.update({k: v for k, v in sentiment_domains.encoder_hparams(config.max_length).items()
-                     if k in defaults})
-    config.hp.update({k: v for k, v in defaults.items() if k not in config.hp})
+    encoder = sentiment_domains.encoder_hparams(config.max_length)
+    config.hp.update({k: encoder.get(k, v) for k, v in
+                      algorithms.load(config.algorithm).HPARAMS.items() if k not in config.hp})
     if num_epochs:
         config.num_epochs = num_epochs
     return config

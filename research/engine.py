@@ -67,9 +67,10 @@ def _compile(lowered: jax.stages.Lowered, signature: tuple,
     """The lowered program compiled, or the executable of the identical program compiled
     earlier in this process: the same text, result tree and devices, and the same
     argument tree, shapes and dtypes (``Compiled`` keeps unused arguments in the
-    text, so the same text reads the same arguments). The methods of a comparison on one model share
-    their parameter init and, where they predict from the parameters alone, their
-    evaluation. A program another thread is compiling is waited for, not compiled twice."""
+    text, so the same text reads the same arguments). The methods of a comparison
+    on one model share their parameter init and, where they predict from the
+    parameters alone, their evaluation. A program another thread is compiling is
+    waited for, not compiled twice."""
     text = hashlib.sha256(lowered.as_text().encode()).hexdigest()
     key = (text, signature, lowered.out_tree, devices)
     with _PROGRAMS_LOCK:

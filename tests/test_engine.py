@@ -98,8 +98,9 @@ def test_a_background_compile_error_surfaces_at_the_call():
 
 
 def test_a_shared_program_reads_its_own_arguments():
-    """Two functions equal but for which hyper-parameter they read: l2 after mas in one
-    process once got mas's strength from the program cache (task-IL ACC 0.56, not 0.996)."""
+    """Two functions equal but for which hyper-parameter they read: l2 run after the other
+    quadratic methods in one process once got another method's strength from the program
+    cache (task-IL ACC 0.56, not 0.996)."""
     from research import engine as engine_lib
 
     hp = {"a": jnp.float32(2.0), "b": jnp.float32(3.0)}

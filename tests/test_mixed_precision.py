@@ -41,7 +41,9 @@ def test_bfloat16_forward_accumulates_in_float32():
     exact = x.astype(F32) @ w.astype(F32)
     # One rounding of the float32 sum: within half a bfloat16 ulp (2^-8 relative).
     np.testing.assert_allclose(np.asarray(out, np.float32), exact, rtol=2 ** -8, atol=1e-6)
-    assert dot_general(x, w, (((2,), (0,)), ((), ()))).dtype == BF16
+    dense = lambda x, w: dot_general(x, w, (((2,), (0,)), ((), ())))
+    assert "custom_vjp_call" in str(jax.make_jaxpr(dense)(x, w))  # Dense's product goes there
+    assert "custom_vjp_call" not in str(jax.make_jaxpr(dense)(x.astype(F32), w.astype(F32)))
 
 
 def test_bfloat16_gradients_match_float32_autodiff():
