@@ -6,9 +6,11 @@ compare numbers taken on the same machine at the same time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -108,18 +110,39 @@ def run_ours(config: ml_collections.ConfigDict) -> dict:
 
 
 def run_comparison(config: ml_collections.ConfigDict, methods: list[str]
-                   ) -> tuple[dict[str, dict], float]:
+                   ) -> tuple[dict[str, dict], dict[str, float]]:
     """``compare.compare`` in a fresh workdir, as scripts.compare runs it: each method's
     figures (its wall time from the end of the previous one's) and the whole
-    comparison's wall time, compiles and reports included."""
+    comparison's wall and CPU seconds (every thread's), compiles and reports included."""
     from research import compare
 
     with tempfile.TemporaryDirectory() as workdir:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         summary = compare.compare(config, methods, workdir)
-        wall = time.perf_counter() - start
+        whole = {"wall_seconds": time.perf_counter() - start,
+                 "cpu_seconds": time.process_time() - cpu_start}
     return {name: _figures(results, results["wall_seconds"])
-            for name, results in summary["methods"].items()}, wall
+            for name, results in summary["methods"].items()}, whole
+
+
+@contextlib.contextmanager
+def persistent_compilation_cache(directory: str) -> Iterator[None]:
+    """JAX's persistent compilation cache in ``directory``, keeping every program as the
+    scripts' workdir cache does (scripts.cli.cache_compiles_in), then as it was before."""
+    from jax.experimental.compilation_cache import compilation_cache
+
+    wanted = {"jax_enable_compilation_cache": True, "jax_compilation_cache_dir": directory,
+              "jax_persistent_cache_min_compile_time_secs": 0.0}
+    before = {name: getattr(jax.config, name) for name in wanted}
+    for name, value in wanted.items():
+        jax.config.update(name, value)
+    compilation_cache.reset_cache()  # the next compile opens the cache here
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            jax.config.update(name, value)
+        compilation_cache.reset_cache()
 
 
 def steady_steps_per_second(configs: dict[str, ml_collections.ConfigDict], epochs: int = 250,
