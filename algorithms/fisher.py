@@ -17,7 +17,11 @@ import jax.numpy as jnp
 from algorithms.base import ApplyFn, Batch, Params, masked_logits
 
 FISHER_TYPES = ("empirical", "true")
-CHUNK = 32
+# Examples per chunk: each chunk holds one gradient per example, so memory is CHUNK
+# times the parameters'. 8 was the fastest and lightest of 4-32 measured on the
+# MiniLM encoder (11.2 s and 5.4 GB peak for 256 examples, against 13.9 s and 7.6 GB
+# at 32) and on the Split-Digits MLP (0.15 against 0.17 s for 3 seeds).
+CHUNK = 8
 
 # stat_fn(params, example, rng) -> pytree like params: one example's statistic.
 StatFn = Callable[[Params, dict, jax.Array], Params]
