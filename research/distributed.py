@@ -18,6 +18,10 @@ replicating it: each device holds 1/N of the rows, and each process builds
 only the shards of its own devices (``Placement.place_rows``). The step still
 draws its batch from the whole pool (XLA gathers across devices), so results
 match the replicated run.
+
+``config.shard_runs`` splits the leading run axis (seeds x sweep values) over
+'data' instead of the batch: each device trains its own runs and no program
+has a collective, so a sweep spreads over devices at no per-step cost.
 """
 
 from __future__ import annotations
@@ -83,39 +87,53 @@ class Placement:
     """Where each array of a run lives on the mesh; the engine's only view of devices."""
 
     def __init__(self, mesh: Mesh, batch_size: int, shard_model: bool = True,
-                 shard_data: bool = False):
+                 shard_data: bool = False, shard_runs: bool = False):
         data = mesh.shape["data"]
-        if batch_size % data:
+        if shard_runs and shard_data:
+            raise MeshError("config.shard_runs and config.shard_data exclude each other: "
+                            "the 'data' axis splits either the runs or the pool's rows")
+        if batch_size % data and not shard_runs:
             raise MeshError(f"config.batch_size={batch_size} is not divisible by the 'data' "
                             f"mesh axis ({data} devices); change the batch size or "
                             "config.mesh_shape")
         self.mesh = mesh
         self.shard_model = shard_model and mesh.shape["model"] > 1
         self.shard_data = shard_data and data > 1
+        self.shard_runs = shard_runs and data > 1
         self.replicated = NamedSharding(mesh, P())
 
-    def sharding_for(self, leaf: Any) -> NamedSharding:
-        """Replicated, or the last axis split over 'model' for a large float leaf.
+    def sharding_for(self, leaf: Any, runs: bool = False) -> NamedSharding:
+        """Replicated, or the last axis split over 'model' for a large float leaf; with
+        ``shard_runs``, a leaf of the run axis (``runs``) also has it split over 'data'.
 
         The rule is by shape alone, so parameters and their Adam moments (same
-        shapes) land alike and the leading run axis is never split.
+        shapes) land alike.
         """
         model = self.mesh.shape["model"]
         shape, dtype = np.shape(leaf), getattr(leaf, "dtype", None)
+        spec: list[str | None] = [None] * len(shape)
+        if self.shard_runs and runs and shape:
+            data = self.mesh.shape["data"]
+            if shape[0] % data:
+                raise MeshError(f"config.shard_runs: {shape[0]} runs (num_seeds x sweep "
+                                f"values) do not split evenly over the {data} devices on "
+                                "'data'; change config.num_seeds or config.mesh_shape")
+            spec[0] = "data"
         if (self.shard_model and len(shape) >= 3 and shape[-1] % model == 0
                 and dtype is not None and jnp.issubdtype(dtype, jnp.floating)
                 and int(np.prod(shape)) >= MODEL_SHARD_MIN_SIZE):
-            return NamedSharding(self.mesh, P(*([None] * (len(shape) - 1)), "model"))
-        return self.replicated
+            spec[-1] = "model"
+        return NamedSharding(self.mesh, P(*spec)) if any(spec) else self.replicated
 
-    def shardings(self, tree: Any) -> Any:
-        return jax.tree_util.tree_map(self.sharding_for, tree)
+    def shardings(self, tree: Any, runs: bool = False) -> Any:
+        return jax.tree_util.tree_map(lambda leaf: self.sharding_for(leaf, runs), tree)
 
-    def place(self, tree: Any) -> Any:
-        """Every leaf as a global array with its sharding (a no-op for ones already there)."""
+    def place(self, tree: Any, runs: bool = False) -> Any:
+        """Every leaf as a global array with its sharding (a no-op for ones already there);
+        ``runs``: the leaves lead with the run axis."""
         def put(leaf):
-            sharding = self.sharding_for(leaf)
-            if self.on_mesh(leaf) or isinstance(leaf, jax.Array) and (
+            sharding = self.sharding_for(leaf, runs)
+            if self.shard_data and self.on_mesh(leaf) or isinstance(leaf, jax.Array) and (
                     leaf.sharding.is_equivalent_to(sharding, leaf.ndim)):
                 return leaf
             if jax.process_count() == 1:
@@ -141,18 +159,26 @@ class Placement:
             _pad_rows(np.asarray(jax.device_get(a)), devices), rows), pool)
 
     def constrain_batch(self, batch: Any) -> Any:
-        """One run's step batch [B, ...] split along B over 'data' (inside jit and vmap)."""
+        """One run's step batch [B, ...] split along B over 'data' (inside jit and vmap);
+        left whole when 'data' splits the runs instead."""
+        if self.shard_runs:
+            return batch
         sharding = NamedSharding(self.mesh, P("data"))
         return jax.tree_util.tree_map(
             lambda a: jax.lax.with_sharding_constraint(a, sharding), batch)
 
-    def jit(self, fn: Callable, args: tuple, **jit_kwargs) -> Callable:
-        """``jax.jit`` with in/out shardings from the rule (outputs' shapes by eval_shape)."""
+    def jit(self, fn: Callable, args: tuple, run_axes: tuple | None = None,
+            **jit_kwargs) -> Callable:
+        """``jax.jit`` with in/out shardings from the rule (outputs' shapes by eval_shape).
+        ``run_axes``: per argument, 0 where it leads with the run axis (as ``jax.vmap``'s
+        ``in_axes``); the outputs then lead with it too."""
+        run_axes = (None,) * len(args) if run_axes is None else run_axes
         out = jax.eval_shape(fn, *args)
-        given = jax.tree_util.tree_map(
-            lambda a: a.sharding if self.on_mesh(a) else self.sharding_for(a), args)
+        given = tuple(jax.tree_util.tree_map(
+            lambda a, runs=axis == 0: a.sharding if self.on_mesh(a)
+            else self.sharding_for(a, runs), arg) for arg, axis in zip(args, run_axes, strict=True))
         return jax.jit(fn, in_shardings=given,
-                       out_shardings=self.shardings(out), **jit_kwargs)
+                       out_shardings=self.shardings(out, runs=0 in run_axes), **jit_kwargs)
 
 
 def cast_floats(tree: Any, dtype) -> Any:
@@ -182,7 +208,8 @@ def engine_options(config: ml_collections.ConfigDict) -> dict:
     """The Engine keyword arguments that place a run on this config's mesh."""
     mesh = make_mesh(config.get("mesh_shape", ""))
     return {"placement": Placement(mesh, config.batch_size,
-                                   shard_data=config.get("shard_data", False)),
+                                   shard_data=config.get("shard_data", False),
+                                   shard_runs=config.get("shard_runs", False)),
             "compute_dtype": compute_dtype(config)}
 
 

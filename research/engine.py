@@ -113,13 +113,14 @@ class Compiled:
     """
 
     def __init__(self, fn: Callable, name: str, placement: distributed.Placement | None = None,
-                 **jit_kwargs):
+                 run_axes: tuple | None = None, **jit_kwargs):
         # Every argument stays in the program (keep_unused): a program pruned of the
         # arguments it does not read would read its kept ones by position, so another
         # function lowering to the same text but reading another argument (one method's
         # penalty strength for another's) would be handed the wrong one from the cache.
         jit_kwargs = {"keep_unused": True, **jit_kwargs}
         self._fn, self._placement, self._jit_kwargs = fn, placement, jit_kwargs
+        self._run_axes = run_axes  # per argument, 0 where it leads with the run axis
         self._jitted = jax.jit(fn, **jit_kwargs)
         self._cache: dict[tuple, futures.Future] = {}
         self.name = name
@@ -146,13 +147,17 @@ class Compiled:
                 self._build, tuple(map(_abstract_tree, args)), key)
 
     def _placed(self, args: tuple) -> tuple:
-        return args if self._placement is None else self._placement.place(args)
+        if self._placement is None:
+            return args
+        axes = self._run_axes or (None,) * len(args)
+        return tuple(self._placement.place(arg, runs=axis == 0)
+                     for arg, axis in zip(args, axes, strict=True))
 
     def _build(self, args: tuple, key: tuple) -> jax.stages.Compiled:
         if self._placement is None:
             jitted, devices = self._jitted, (jax.devices()[0].id,)
         else:
-            jitted = self._placement.jit(self._fn, args, **self._jit_kwargs)
+            jitted = self._placement.jit(self._fn, args, self._run_axes, **self._jit_kwargs)
             devices = tuple(d.id for d in self._placement.mesh.devices.flat)
         return _compile(jitted.lower(*args), key, devices)
 
@@ -222,16 +227,18 @@ class Engine:
         self.skip_nonfinite = skip_nonfinite
         self.placement = placement  # None: jit's default placement (one device)
         self.compute_dtype = compute_dtype
-        vm = over_runs
-        at = {"placement": placement}
-        self.init_params = Compiled(vm(self._init_params, (0, None)), "init_params", **at)
-        self.init_state = Compiled(vm(self._init_state, (0, 0, 0)), "init_state", **at)
-        self.reset_optimizer = Compiled(vm(self._reset_optimizer, (0, 0)), "reset_optimizer",
-                                        **at)
-        self.epoch = Compiled(vm(self._epoch, (0, 0, 0)), "epoch", donate_argnums=0, **at)
-        self.chunk = Compiled(vm(self._chunk, (0, 0, 0)), "chunk", donate_argnums=0, **at)
-        self.end_task = Compiled(vm(self._end_task, (0, 0, 0)), "end_task", **at)
-        self.evaluate_program = Compiled(vm(self._evaluate, (0, 0, 0, 0)), "evaluate", **at)
+
+        def over_runs_compiled(fn, in_axes, name, **jit_kwargs):
+            return Compiled(over_runs(fn, in_axes), name, placement, in_axes, **jit_kwargs)
+
+        self.init_params = over_runs_compiled(self._init_params, (0, None), "init_params")
+        self.init_state = over_runs_compiled(self._init_state, (0, 0, 0), "init_state")
+        self.reset_optimizer = over_runs_compiled(self._reset_optimizer, (0, 0),
+                                                  "reset_optimizer")
+        self.epoch = over_runs_compiled(self._epoch, (0, 0, 0), "epoch", donate_argnums=0)
+        self.chunk = over_runs_compiled(self._chunk, (0, 0, 0), "chunk", donate_argnums=0)
+        self.end_task = over_runs_compiled(self._end_task, (0, 0, 0), "end_task")
+        self.evaluate_program = over_runs_compiled(self._evaluate, (0, 0, 0, 0), "evaluate")
 
     # -- pieces shared by the hooks ------------------------------------------
     def apply_fn(self, params, x):

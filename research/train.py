@@ -32,7 +32,7 @@ from research.data.stream import Stream
 
 # Config fields added after runs were already written, at the value that reproduces
 # what those runs did: a stored config without one is the same run.
-FIELDS_ADDED_LATER = {"shard_data": False, "stream_chunk_steps": 0,
+FIELDS_ADDED_LATER = {"shard_data": False, "shard_runs": False, "stream_chunk_steps": 0,
                       # read only by pacing='threshold', so any value reproduces older runs
                       "stage_thresholds": "0.5,0.55,0.6", "num_stages": 0,
                       "validation_fraction": 0.1, "max_epochs_per_stage": 0}

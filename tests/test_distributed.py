@@ -1,4 +1,4 @@
-"""Data parallelism on 8 CPU devices (a subprocess; this process keeps its 1 device).
+"""Data and run parallelism on CPU devices (subprocesses; this process keeps its 1 device).
 
 The sharded run must compute what the 1-device run computes: same per-epoch
 losses up to float summation order, same accuracy matrices.
@@ -157,6 +157,18 @@ def test_split_digits_on_8_devices_matches_1_device(tmp_path):
     assert_runs_agree(tmp_path / "1", tmp_path / "rows")
 
 
+@pytest.mark.slow
+def test_split_digits_runs_sharded_on_2_devices_matches_1_device(tmp_path):
+    """scripts.run end to end (checkpoints, reports) with 2 seeds split over 2 devices."""
+    seeds = ["--config.num_seeds=2"]
+    subprocess.run(run_args(tmp_path / "one") + seeds, env=subprocess_env(1), cwd=ROOT,
+                   capture_output=True, text=True, timeout=600, check=True)
+    subprocess.run(run_args(tmp_path / "runs") + seeds + ["--config.shard_runs=True"],
+                   env=subprocess_env(2), cwd=ROOT, capture_output=True, text=True,
+                   timeout=600, check=True)
+    assert_runs_agree(tmp_path / "one", tmp_path / "runs")
+
+
 ROWS_PROGRAM = """
 import json, jax, numpy as np
 from research import distributed
@@ -182,6 +194,63 @@ def test_shard_data_splits_pool_rows_over_devices():
     np.testing.assert_array_equal(x[:, :13], np.arange(78).reshape(2, 13, 3))
     assert not np.any(np.asarray(result["valid"])[:, 13:]) and x[:, 13:].sum() == 0
     assert result["kept"]  # the engine's placement leaves sharded rows as they are
+
+
+RUNS_PROGRAM = """
+import json, sys, jax, jax.numpy as jnp
+from research import distributed, train
+from research.configs import split_digits
+
+def first_task(seeds, shard_runs):
+    config = split_digits.get_config()
+    config.update(algorithm="ewc", num_tasks=2, num_seeds=seeds, hidden=(64,),
+                  shard_runs=shard_runs)
+    run = train.build_run(config)
+    pool = jax.tree_util.tree_map(jnp.asarray, run.data.train_pool(0))
+    state, metrics = run.eng.epoch(run.state, pool, run.hp)
+    state = run.eng.end_task(state, pool, run.hp)
+    state, metrics = run.eng.epoch(state, pool, run.hp)  # the EWC penalty is live
+    accuracy = run.eng.evaluate(state, run.test, run.task_classes, run.hp)["class_il"]
+    return run, state, metrics, accuracy
+
+run, state, metrics, accuracy = first_task(4, jax.device_count() > 1)
+weights = jax.tree_util.tree_leaves(state.params)[0]
+programs = [f._cache[k].result().as_text() for f in run.eng.functions for k in f._cache]
+try:
+    first_task(3, True)
+    error = ""
+except distributed.MeshError as err:
+    error = str(err)
+print(json.dumps({"devices": jax.device_count(), "spec": str(weights.sharding.spec),
+                  "shard_runs": [s.data.shape[0] for s in weights.addressable_shards],
+                  "collectives": sum(c in t for t in programs for c in (
+                      "all-reduce", "all-gather", "collective-permute", "all-to-all")),
+                  "loss": jax.device_get(metrics["loss"]).tolist(),
+                  "accuracy": jax.device_get(accuracy).tolist(), "error": error}))
+"""
+
+
+def run_runs_program(devices: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", RUNS_PROGRAM], env=subprocess_env(devices),
+                         cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_shard_runs_splits_seeds_over_devices_without_collectives():
+    """4 EWC seeds on 2 devices: 2 runs each, no cross-device traffic in any program, and
+    the numbers of the 1-device run (each device vmaps its own runs)."""
+    one, two = run_runs_program(1), run_runs_program(2)
+    assert two["devices"] == 2 and two["spec"] == "P('data', None)"
+    assert two["shard_runs"] == [2, 2] and two["collectives"] == 0
+    np.testing.assert_allclose(two["loss"], one["loss"], atol=1e-4)
+    np.testing.assert_allclose(two["accuracy"], one["accuracy"], atol=0.01)
+    assert "3 runs (num_seeds x sweep values) do not split evenly over the 2 devices" in (
+        two["error"])
+
+
+def test_shard_runs_and_shard_data_exclude_each_other():
+    with pytest.raises(distributed.MeshError, match="shard_runs and config.shard_data"):
+        distributed.Placement(distributed.make_mesh(), 32, shard_data=True, shard_runs=True)
 
 
 @pytest.mark.slow

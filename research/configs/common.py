@@ -58,6 +58,7 @@ def base() -> ml_collections.ConfigDict:
     config.mesh_shape = ""  # "" = every device on 'data'; "DATA,MODEL" e.g. "4,2" or "-1,2"
     config.compute_dtype = "float32"  # float32 | bfloat16 (bf16 compute, float32 master weights)
     config.shard_data = False  # split the training pool's rows over 'data' (each host its own)
+    config.shard_runs = False  # split the runs (seeds x sweep) over 'data' instead of the batch
     config.stream_chunk_steps = 0  # >0: pools stay on the host, K steps copied per call
     # Runs: num_seeds seeds (x sweep values) vmapped into one program.
     config.seed = 0
