@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -163,10 +164,18 @@ def test_split_digits_runs_sharded_on_2_devices_matches_1_device(tmp_path):
     seeds = ["--config.num_seeds=2"]
     subprocess.run(run_args(tmp_path / "one") + seeds, env=subprocess_env(1), cwd=ROOT,
                    capture_output=True, text=True, timeout=600, check=True)
-    subprocess.run(run_args(tmp_path / "runs") + seeds + ["--config.shard_runs=True"],
-                   env=subprocess_env(2), cwd=ROOT, capture_output=True, text=True,
+    sharded = run_args(tmp_path / "runs") + seeds + ["--config.shard_runs=True"]
+    subprocess.run(sharded, env=subprocess_env(2), cwd=ROOT, capture_output=True, text=True,
                    timeout=600, check=True)
     assert_runs_agree(tmp_path / "one", tmp_path / "runs")
+    # Resuming restores the sharded state: drop the last checkpoint and rerun.
+    finished = json.loads((tmp_path / "runs" / "results.json").read_text())
+    checkpoints = tmp_path / "runs" / "checkpoints"
+    shutil.rmtree(max(checkpoints.iterdir(), key=lambda d: int(d.name)))
+    subprocess.run(sharded, env=subprocess_env(2), cwd=ROOT, capture_output=True, text=True,
+                   timeout=600, check=True)
+    resumed = json.loads((tmp_path / "runs" / "results.json").read_text())
+    assert resumed["class_il"]["accuracy_matrix"] == finished["class_il"]["accuracy_matrix"]
 
 
 ROWS_PROGRAM = """
