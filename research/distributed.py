@@ -133,10 +133,11 @@ class Placement:
         ``runs``: the leaves lead with the run axis."""
         def put(leaf):
             sharding = self.sharding_for(leaf, runs)
-            if self.shard_data and self.on_mesh(leaf) or isinstance(leaf, jax.Array) and (
+            split_runs = self.shard_runs and runs
+            if self.on_mesh(leaf) and not split_runs or isinstance(leaf, jax.Array) and (
                     leaf.sharding.is_equivalent_to(sharding, leaf.ndim)):
                 return leaf
-            if jax.process_count() == 1:
+            if jax.process_count() == 1 or self.on_mesh(leaf):  # on the mesh: a reshard
                 return jax.device_put(leaf, sharding)
             return _full_array(jax.device_get(leaf) if isinstance(leaf, jax.Array) else leaf,
                                sharding)
