@@ -71,6 +71,9 @@ def _check_streaming(config: ml_collections.ConfigDict) -> None:
     if chunk and config.get("curriculum", ""):
         raise ConfigError("config.stream_chunk_steps does not support config.curriculum "
                           "(its masks act on the pool on the device)")
+    if config.get("shard_runs", False) and config.get("curriculum", ""):
+        raise ConfigError("config.shard_runs does not support config.curriculum (its pacer "
+                          "scores every run's examples on the host)")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:

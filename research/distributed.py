@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import flags
+from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -212,6 +213,16 @@ def engine_options(config: ml_collections.ConfigDict) -> dict:
                                    shard_data=config.get("shard_data", False),
                                    shard_runs=config.get("shard_runs", False)),
             "compute_dtype": compute_dtype(config)}
+
+
+def fetch(tree: Any) -> Any:
+    """``jax.device_get``, except that an array split over processes (its runs, with
+    ``shard_runs``) is first gathered from all of them; every process must call it."""
+    def whole(leaf):
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            return multihost_utils.process_allgather(leaf, tiled=True)
+        return leaf
+    return jax.device_get(jax.tree_util.tree_map(whole, tree))
 
 
 def is_primary() -> bool:

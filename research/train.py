@@ -274,7 +274,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     run = run or build_run(config)
     grid, seeds, data, eng, hp, state = run.grid, run.seeds, run.data, run.eng, run.hp, run.state
     test, task_classes = run.test, run.task_classes
-    random_init = jax.device_get(eng.evaluate(state, test, task_classes, hp))
+    random_init = distributed.fetch(eng.evaluate(state, test, task_classes, hp))
 
     runs, tasks, epochs = len(grid), data.num_tasks, config.num_epochs
     pacer = curriculum.Pacer.from_config(config, seeds, data.train_y.shape[2], data.train_on,
@@ -298,7 +298,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
         def flush() -> None:
             """Fetches the epoch metrics dispatched so far (the one host sync) and checks them."""
-            fetched = jax.device_get([m for _, _, m in pending])
+            fetched = distributed.fetch([m for _, _, m in pending])
             new = [{"task": t, "epoch": e, "run": r, "seed": seeds[r],
                     **{k: float(v[r]) for k, v in m.items()}}
                    for (t, e, _), m in zip(pending, fetched, strict=False) for r in range(runs)]
@@ -342,7 +342,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                     save(stage * epochs + epoch + 1, stage, epoch + 1)
                 bar.update(f"task {task}")
             state = eng.end_task(state, placed, hp)
-            result = jax.device_get(eng.evaluate(state, test, task_classes, hp))
+            result = distributed.fetch(eng.evaluate(state, test, task_classes, hp))
             for key in acc:
                 for i in range(tasks) if data.train_on == "all" else [task]:
                     acc[key][:, i, :] = result[key]
@@ -361,7 +361,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             "runs": runs_routing}
     if hasattr(run.model_module, "parameter_growth"):  # growing models report their size
         results["parameters_per_task"] = run.model_module.parameter_growth(
-            _tree_index(jax.device_get(state.params), 0))
+            _tree_index(distributed.fetch(state.params), 0))
     if distributed.is_primary():
         _write_reports(results, rows, workdir, config)
     return results

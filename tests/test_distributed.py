@@ -257,6 +257,14 @@ def test_shard_runs_splits_seeds_over_devices_without_collectives():
         two["error"])
 
 
+def test_shard_runs_with_a_curriculum_is_one_clear_error(digits_config):
+    from research import config_check
+
+    digits_config.update({"shard_runs": True, "curriculum": "length"})
+    with pytest.raises(config_check.ConfigError, match="shard_runs does not support"):
+        config_check.validate(digits_config)
+
+
 def test_shard_runs_and_shard_data_exclude_each_other():
     with pytest.raises(distributed.MeshError, match="shard_runs and config.shard_data"):
         distributed.Placement(distributed.make_mesh(), 32, shard_data=True, shard_runs=True)

@@ -71,3 +71,15 @@ def test_two_process_run_matches_single_process(tmp_path):
     # each process builds only its own devices' rows of the training pool
     _run_pair(run_args(tmp_path / "rows") + ["--config.shard_data=True"], id_flag=True)
     assert_runs_agree(single, tmp_path / "rows")
+
+
+@pytest.mark.slow
+def test_two_processes_split_the_runs(tmp_path):
+    """2 seeds with config.shard_runs: each process trains one; the results are the
+    single-process run's."""
+    seeds = ["--config.num_seeds=2"]
+    subprocess.run(run_args(tmp_path / "single") + seeds, env=subprocess_env(1), cwd=ROOT,
+                   capture_output=True, text=True, timeout=600, check=True)
+    _run_pair(run_args(tmp_path / "pair") + seeds + ["--config.shard_runs=True"],
+              id_flag=True)
+    assert_runs_agree(tmp_path / "single", tmp_path / "pair")
