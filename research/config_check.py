@@ -71,6 +71,10 @@ def _check_streaming(config: ml_collections.ConfigDict) -> None:
     if chunk and config.get("curriculum", ""):
         raise ConfigError("config.stream_chunk_steps does not support config.curriculum "
                           "(its masks act on the pool on the device)")
+
+
+def _check_shard_runs(config: ml_collections.ConfigDict) -> None:
+    """``shard_runs`` excludes what reads every run's arrays on each host."""
     if config.get("shard_runs", False) and config.get("curriculum", ""):
         raise ConfigError("config.shard_runs does not support config.curriculum (its pacer "
                           "scores every run's examples on the host)")
@@ -97,6 +101,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
             f"algorithm {config.algorithm!r} does not support scenario {config.scenario!r}; "
             f"it supports: {', '.join(method.COMPATIBILITY)}")
     _check_streaming(config)
+    _check_shard_runs(config)
     for name, value in config.hp.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not value >= 0:
             raise ConfigError(f"config.hp.{name} must not be negative, got {value!r}")

@@ -144,6 +144,11 @@ class Placement:
                                sharding)
         return jax.tree_util.tree_map(put, tree)
 
+    def place_args(self, args: tuple, run_axes: tuple | None) -> tuple:
+        """``place`` of each argument; ``run_axes`` as in ``jit``."""
+        return tuple(self.place(arg, runs) for arg, runs in zip(
+            args, _leads_with_runs(args, run_axes), strict=True))
+
     def on_mesh(self, leaf: Any) -> bool:
         """Already a global array (or its abstract shape) laid out on this mesh: kept as it
         is, e.g. sharded rows."""
@@ -174,13 +179,20 @@ class Placement:
         """``jax.jit`` with in/out shardings from the rule (outputs' shapes by eval_shape).
         ``run_axes``: per argument, 0 where it leads with the run axis (as ``jax.vmap``'s
         ``in_axes``); the outputs then lead with it too."""
-        run_axes = (None,) * len(args) if run_axes is None else run_axes
+        leads = _leads_with_runs(args, run_axes)
         out = jax.eval_shape(fn, *args)
         given = tuple(jax.tree_util.tree_map(
-            lambda a, runs=axis == 0: a.sharding if self.on_mesh(a)
-            else self.sharding_for(a, runs), arg) for arg, axis in zip(args, run_axes, strict=True))
+            lambda a, runs=runs: a.sharding if self.on_mesh(a) else self.sharding_for(a, runs),
+            arg) for arg, runs in zip(args, leads, strict=True))
         return jax.jit(fn, in_shardings=given,
-                       out_shardings=self.shardings(out, runs=0 in run_axes), **jit_kwargs)
+                       out_shardings=self.shardings(out, runs=any(leads)), **jit_kwargs)
+
+
+def _leads_with_runs(args: tuple, run_axes: tuple | None) -> tuple[bool, ...]:
+    """Per argument, whether it leads with the run axis (``run_axes`` None: none does)."""
+    if run_axes is None:
+        return (False,) * len(args)
+    return tuple(axis == 0 for axis in run_axes)
 
 
 def cast_floats(tree: Any, dtype) -> Any:

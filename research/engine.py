@@ -149,9 +149,7 @@ class Compiled:
     def _placed(self, args: tuple) -> tuple:
         if self._placement is None:
             return args
-        axes = self._run_axes or (None,) * len(args)
-        return tuple(self._placement.place(arg, runs=axis == 0)
-                     for arg, axis in zip(args, axes, strict=True))
+        return self._placement.place_args(args, self._run_axes)
 
     def _build(self, args: tuple, key: tuple) -> jax.stages.Compiled:
         if self._placement is None:
