@@ -109,8 +109,9 @@ class Algorithm:
         ``aux['task_loss']`` the plain task loss.
     penalty(params, state) -> (penalty, aux)
         A regulariser of the parameters alone (EWC, SI, MAS, L2). The engine
-        adds its value and gradient to the loss's; it costs no pass through
-        the model, and keeps the loss's gradient the data gradient.
+        adds its gradient to the loss's in every step; it costs no pass through
+        the model, and keeps the loss's gradient the data gradient. Its value
+        (and ``aux``) is logged at the parameters each epoch (or chunk) ends with.
     grads(grads, params, state, batch, apply_fn, rng) -> grads
         Gradient surgery before the optimizer (A-GEM projection).
     after_step(state, old_params, new_params, grads, batch, apply_fn, rng) -> state
