@@ -163,6 +163,11 @@ class Compiled:
     def num_compiles(self) -> int:
         return len(self._cache)
 
+    def executables(self) -> list[jax.stages.Compiled]:
+        """The programs compiled so far (waiting for any still compiling), for inspecting
+        what XLA made of them: their text, cost and memory analyses."""
+        return [program.result() for program in self._cache.values()]
+
 
 def _abstract_tree(tree: Any) -> Any:
     return jax.tree_util.tree_map(_abstract, tree)
@@ -214,7 +219,7 @@ class Engine:
     def __init__(self, model, method, hp: dict, base_optimizer: optax.GradientTransformation,
                  batch_size: int, steps_per_epoch: int, eval_batch_size: int = 512,
                  skip_nonfinite: bool = False, placement: distributed.Placement | None = None,
-                 compute_dtype: Any = jnp.float32):
+                 compute_dtype: Any = jnp.float32, epochs_per_call: int = 1):
         self.model = model
         self.method = method
         self.hp_traced, self.hp_static = split_hparams(dict(hp))
@@ -225,6 +230,7 @@ class Engine:
         self.skip_nonfinite = skip_nonfinite
         self.placement = placement  # None: jit's default placement (one device)
         self.compute_dtype = compute_dtype
+        self.epochs_per_call = epochs_per_call
 
         def over_runs_compiled(fn, in_axes, name, **jit_kwargs):
             return Compiled(over_runs(fn, in_axes), name, placement, in_axes, **jit_kwargs)
@@ -233,7 +239,7 @@ class Engine:
         self.init_state = over_runs_compiled(self._init_state, (0, 0, 0), "init_state")
         self.reset_optimizer = over_runs_compiled(self._reset_optimizer, (0, 0),
                                                   "reset_optimizer")
-        self.epoch = over_runs_compiled(self._epoch, (0, 0, 0), "epoch", donate_argnums=0)
+        self.epochs = over_runs_compiled(self._epochs, (0, 0, 0), "epochs", donate_argnums=0)
         self.chunk = over_runs_compiled(self._chunk, (0, 0, 0), "chunk", donate_argnums=0)
         self.end_task = over_runs_compiled(self._end_task, (0, 0, 0), "end_task")
         self.evaluate_program = over_runs_compiled(self._evaluate, (0, 0, 0, 0), "evaluate")
@@ -266,7 +272,7 @@ class Engine:
 
     @property
     def functions(self) -> tuple[Compiled, ...]:
-        return (self.init_params, self.init_state, self.reset_optimizer, self.epoch, self.chunk,
+        return (self.init_params, self.init_state, self.reset_optimizer, self.epochs, self.chunk,
                 self.end_task, self.evaluate_program)
 
     @property
@@ -303,7 +309,7 @@ class Engine:
         self.evaluate_program.precompile(*self._evaluation_args(state, test, task_classes, hp))
         if reset_optimizer:
             self.reset_optimizer.precompile(state, hp)
-        self.epoch.precompile(state, pool, hp)
+        self.epochs.precompile(state, pool, hp)
         self.end_task.precompile(state, pool, hp)
 
     # -- per-run functions (vmapped in __init__) -------------------------------
@@ -383,6 +389,13 @@ class Engine:
         state, totals = self._scan_steps(state._replace(rng=rng), ids,
                                          lambda step_ids: _as_batch(pool, step_ids), hp)
         return state, epoch_means(totals, self.skip_nonfinite)
+
+    def _epochs(self, state: RunState, pool: Pool, hp: dict) -> tuple[RunState, dict]:
+        """``epochs_per_call`` epochs in one program, their metrics stacked ``[epochs]``: the
+        host dispatches once per block between the points where it reads results, and a
+        block ends as its epochs would one by one (each shuffles with its own key)."""
+        return jax.lax.scan(lambda s, _: self._epoch(s, pool, hp), state, None,
+                            length=self.epochs_per_call)
 
     def _chunk(self, state: RunState, batches: dict, hp: dict) -> tuple[RunState, dict]:
         """Steps over batches the host streamed in (``[K, B, ...]`` each): metric totals."""

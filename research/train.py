@@ -1,8 +1,8 @@
 """``train_and_evaluate(config, workdir)``: one continual run (all its seeds), resumable.
 
-The host loop walks tasks and epochs; each epoch is one call of the engine's
-compiled, run-vmapped scan, dispatched without waiting. The host reads device
-values only when it checkpoints or finishes a task, and it checks them for
+The host loop walks tasks and blocks of epochs; each block is one call of the
+engine's compiled, run-vmapped scan, dispatched without waiting. The host reads
+device values only when it checkpoints or finishes a task, and it checks them for
 NaN/inf then, before anything is saved, so a bad step never reaches disk.
 """
 
@@ -198,10 +198,10 @@ class _Progress:
             self.bar = tqdm(total=total, initial=initial, desc=desc, unit="epoch",
                             dynamic_ncols=True, leave=False)
 
-    def update(self, postfix: str) -> None:
+    def update(self, postfix: str, epochs: int) -> None:
         if self.bar is not None:
             self.bar.set_postfix_str(postfix, refresh=False)
-            self.bar.update(1)
+            self.bar.update(epochs)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -231,6 +231,16 @@ class Run(NamedTuple):
         return [seed for seed, _ in self.grid]
 
 
+def epochs_per_call(config: ml_collections.ConfigDict) -> int:
+    """Epochs the engine runs per call: all those between two points where the host reads
+    results (checkpoints and a task's end), in equal blocks so one program serves them.
+    A curriculum picks each epoch's rows and a host stream feeds each epoch's batches,
+    so those run one epoch per call."""
+    if config.get("curriculum", "") or config.get("stream_chunk_steps", 0):
+        return 1
+    return math.gcd(min(config.checkpoint_every_epochs, config.num_epochs), config.num_epochs)
+
+
 def build_run(config: ml_collections.ConfigDict) -> Run:
     """Loads the stream of every (seed, hyper-parameter) run, builds the engine, inits state,
     and starts compiling the programs training calls next on a background thread."""
@@ -249,7 +259,8 @@ def build_run(config: ml_collections.ConfigDict) -> Run:
         model, method, config.hp.to_dict(),
         optim.from_config(config),
         config.batch_size, data.steps_per_epoch(config.batch_size), config.eval_batch_size,
-        config.skip_nonfinite, **distributed.engine_options(config))
+        config.skip_nonfinite, **distributed.engine_options(config),
+        epochs_per_call=epochs_per_call(config))
     rngs = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     sample_x = jax.tree_util.tree_map(lambda a: jnp.asarray(a[0, 0, :1]), data.train_x)
     state = eng.init(rngs, hp, sample_x)
@@ -299,9 +310,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         def flush() -> None:
             """Fetches the epoch metrics dispatched so far (the one host sync) and checks them."""
             fetched = distributed.fetch([m for _, _, m in pending])
-            new = [{"task": t, "epoch": e, "run": r, "seed": seeds[r],
-                    **{k: float(v[r]) for k, v in m.items()}}
-                   for (t, e, _), m in zip(pending, fetched, strict=False) for r in range(runs)]
+            new = []
+            for (t, first, _), got in zip(pending, fetched, strict=True):
+                got = {k: np.asarray(v).reshape(runs, -1) for k, v in got.items()}  # [R, epochs]
+                new += [{"task": t, "epoch": first + i, "run": r, "seed": seeds[r],
+                         **{k: float(v[r, i]) for k, v in got.items()}}
+                        for i in range(next(iter(got.values())).shape[1]) for r in range(runs)]
             _check_finite(new)
             rows.extend(new)
             pending.clear()
@@ -328,19 +342,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             start_epoch = progress["epoch"] if stage == progress["stage"] else 0
             if start_epoch == 0 and config.reset_optimizer:
                 state = eng.reset_optimizer(state, hp)
-            for epoch in range(start_epoch, epochs):
+            block = eng.epochs_per_call
+            for epoch in range(start_epoch, epochs, block):  # checkpoints fall between blocks
                 if stream is not None:
                     state, epoch_metrics = stream.epoch(state, host_pool, hp, task, epoch)
                 else:
                     paced = (eng.placement.place_rows(pacer.pool(pool, task, epoch, state.params))
                              if pacer else placed)
-                    state, epoch_metrics = eng.epoch(state, paced, hp)
+                    state, epoch_metrics = eng.epochs(state, paced, hp)
                     if pacer:
                         epoch_metrics = {**epoch_metrics, **pacer.metrics()}
                 pending.append((task, epoch, epoch_metrics))
-                if epoch + 1 < epochs and (epoch + 1) % config.checkpoint_every_epochs == 0:
-                    save(stage * epochs + epoch + 1, stage, epoch + 1)
-                bar.update(f"task {task}")
+                done = epoch + block
+                if done < epochs and done % config.checkpoint_every_epochs == 0:
+                    save(stage * epochs + done, stage, done)
+                bar.update(f"task {task}", block)
             state = eng.end_task(state, placed, hp)
             result = distributed.fetch(eng.evaluate(state, test, task_classes, hp))
             for key in acc:

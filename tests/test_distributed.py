@@ -216,15 +216,15 @@ def first_task(seeds, shard_runs):
                   shard_runs=shard_runs)
     run = train.build_run(config)
     pool = jax.tree_util.tree_map(jnp.asarray, run.data.train_pool(0))
-    state, metrics = run.eng.epoch(run.state, pool, run.hp)
+    state, metrics = run.eng.epochs(run.state, pool, run.hp)
     state = run.eng.end_task(state, pool, run.hp)
-    state, metrics = run.eng.epoch(state, pool, run.hp)  # the EWC penalty is live
+    state, metrics = run.eng.epochs(state, pool, run.hp)  # the EWC penalty is live
     accuracy = run.eng.evaluate(state, run.test, run.task_classes, run.hp)["class_il"]
     return run, state, metrics, accuracy
 
 run, state, metrics, accuracy = first_task(4, jax.device_count() > 1)
 weights = jax.tree_util.tree_leaves(state.params)[0]
-programs = [f._cache[k].result().as_text() for f in run.eng.functions for k in f._cache]
+programs = [program.as_text() for f in run.eng.functions for program in f.executables()]
 try:
     first_task(3, True)
     error = ""

@@ -56,7 +56,10 @@ def test_methods_on_one_model_share_parameter_init_and_evaluation(digits_config)
         run.eng.evaluate(run.state, run.test, run.task_classes, run.hp)
         runs[name] = run
     naive, ewc, icarl = (runs[n].eng for n in ("naive", "ewc", "icarl"))
-    executable = lambda fn: next(iter(fn._cache.values())).result()  # noqa: E731
+
+    def executable(fn):
+        return fn.executables()[0]
+
     assert executable(ewc.init_params) is executable(naive.init_params)
     assert executable(icarl.init_params) is executable(naive.init_params)
     chex.assert_trees_all_equal(runs["ewc"].state.params, runs["naive"].state.params)
@@ -77,13 +80,13 @@ def test_run_programs_compile_in_the_background_and_are_the_ones_called(digits_c
     run = train.build_run(digits_config)
     eng = run.eng
     started = {f.name: next(iter(f._cache.values()))
-               for f in (eng.reset_optimizer, eng.epoch, eng.end_task, eng.evaluate_program)}
+               for f in (eng.reset_optimizer, eng.epochs, eng.end_task, eng.evaluate_program)}
     pool = jax.tree_util.tree_map(jnp.asarray, run.data.train_pool(0))
     state = eng.reset_optimizer(run.state, run.hp)
-    state, _ = eng.epoch(state, pool, run.hp)
+    state, _ = eng.epochs(state, pool, run.hp)
     state = eng.end_task(state, pool, run.hp)
     eng.evaluate(state, run.test, run.task_classes, run.hp)
-    for f in (eng.reset_optimizer, eng.epoch, eng.end_task, eng.evaluate_program):
+    for f in (eng.reset_optimizer, eng.epochs, eng.end_task, eng.evaluate_program):
         assert f.num_compiles == 1
         assert next(iter(f._cache.values())) is started[f.name]
 
@@ -211,6 +214,40 @@ def test_quick_compile_level_leaves_the_numbers_bit_identical(digits_config):
     run = train.build_run(digits_config)
     pool = jax.tree_util.tree_map(jnp.asarray, run.data.train_pool(0))
     copy = lambda tree: jax.tree_util.tree_map(jnp.copy, tree)
-    default_level = jax.jit(run.eng.epoch._fn).lower(run.state, pool, run.hp).compile()
+    default_level = jax.jit(run.eng.epochs._fn).lower(run.state, pool, run.hp).compile()
     expected = default_level(copy(run.state), pool, run.hp)
-    chex.assert_trees_all_equal(run.eng.epoch(copy(run.state), pool, run.hp), expected)
+    chex.assert_trees_all_equal(run.eng.epochs(copy(run.state), pool, run.hp), expected)
+
+
+@pytest.mark.parametrize("epochs,every,block", [(20, 10, 10), (25, 10, 5), (3, 100, 3),
+                                                (4, 1, 1)])
+def test_epochs_per_call_spans_the_epochs_between_checkpoints(digits_config, epochs, every,
+                                                              block):
+    digits_config.update(num_epochs=epochs, checkpoint_every_epochs=every)
+    assert train.epochs_per_call(digits_config) == block
+    digits_config.curriculum = "self_paced"  # picks each epoch's rows on the host
+    assert train.epochs_per_call(digits_config) == 1
+
+
+def _rows(workdir) -> list[dict]:
+    return [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_blocks_of_epochs_train_as_the_epochs_one_by_one(digits_config, tmp_path,
+                                                         crash_and_resume):
+    """Two epochs per call (checkpoints every second epoch), an EWC penalty live, and a
+    crash at the third checkpoint: the run's rows and accuracies are those of one
+    epoch per call."""
+    digits_config.update(algorithm="ewc", num_tasks=3, num_epochs=4)
+    one = _run(digits_config, tmp_path / "one")
+    digits_config.checkpoint_every_epochs = 2
+    blocks = crash_and_resume(digits_config, str(tmp_path / "blocks"))
+    assert blocks["num_compiles"] == one["num_compiles"]
+    np.testing.assert_allclose(blocks["class_il"]["accuracy_matrix"],
+                               one["class_il"]["accuracy_matrix"], atol=1e-6)
+    rows_one, rows_blocks = _rows(tmp_path / "one"), _rows(tmp_path / "blocks")
+    assert [(r["task"], r["epoch"]) for r in rows_blocks] == [
+        (r["task"], r["epoch"]) for r in rows_one] and len(rows_one) == 3 * 4
+    for key in ("loss", "task_loss", "penalty"):
+        np.testing.assert_allclose([r[key] for r in rows_blocks], [r[key] for r in rows_one],
+                                   rtol=1e-5, atol=1e-7)

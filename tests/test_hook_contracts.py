@@ -31,7 +31,7 @@ def _one_step(algorithm: base.Algorithm, pool: dict):
     eng = _engine(algorithm)
     state = eng.init(jax.random.PRNGKey(0)[None], {}, pool["x"][:1])
     start = jax.tree_util.tree_map(lambda a: a[0], state)
-    state, _ = eng.epoch(state, jax.tree_util.tree_map(lambda a: a[None], pool), {})
+    state, _ = eng.epochs(state, jax.tree_util.tree_map(lambda a: a[None], pool), {})
     return eng, start, jax.tree_util.tree_map(lambda a: a[0], state)
 
 

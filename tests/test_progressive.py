@@ -65,7 +65,7 @@ def train_tasks(config, seed: int = 0) -> list:
     for task in data.stages:
         pool = jax.tree_util.tree_map(jnp.asarray, data.train_pool(task))
         for _ in range(config.num_epochs):
-            state, _ = eng.epoch(state, pool, hp)
+            state, _ = eng.epochs(state, pool, hp)
         state = eng.end_task(state, pool, hp)
         snapshots.append(jax.device_get(state.params))
     return [jax.tree_util.tree_map(lambda a: a[0], s) for s in snapshots]

@@ -152,7 +152,7 @@ def test_two_domains_keep_the_encoder_and_the_first_slot_bit_identical():
         pool = eng.placement.place_rows(jax.tree_util.tree_map(jnp.asarray,
                                                                run.data.train_pool(task)))
         state = eng.reset_optimizer(state, hp)
-        state, _ = eng.epoch(state, pool, hp)
+        state, _ = eng.epochs(state, pool, hp)
         state = eng.end_task(state, pool, hp)
         after.append(jax.device_get(state))
     end = _leaves(state.params)

@@ -150,7 +150,8 @@ def steady_steps_per_second(configs: dict[str, ml_collections.ConfigDict], epoch
                             repeats: int = 5) -> dict[str, float]:
     """Train steps per second of each config's compiled epochs alone, after a first task's
     consolidation (penalties, Fisher and buffers live); compile and end-of-task work left
-    out. Each timing is ``epochs`` epochs (2000 steps on Split-Digits); the methods take
+    out. Each timing is ``epochs`` epochs (2000 steps on Split-Digits), in the blocks of
+    epochs per call that the config's training runs (``train.epochs_per_call``); the methods take
     turns ``repeats`` times, so a slow moment of a shared machine does not fall on one
     method alone, and each reports its median turn: a typical rate, as Avalanche's
     steady rate is its mean over a whole run, not the best of several."""
@@ -162,21 +163,23 @@ def steady_steps_per_second(configs: dict[str, ml_collections.ConfigDict], epoch
         pool = lambda task, run=run: jax.tree_util.tree_map(jnp.asarray,
                                                              run.data.train_pool(task))
         first, second = pool(0), pool(1)
-        state, _ = run.eng.epoch(run.state, first, run.hp)
+        state, _ = run.eng.epochs(run.state, first, run.hp)
         state = run.eng.end_task(state, first, run.hp)
-        state, metrics = run.eng.epoch(state, second, run.hp)  # warm
+        state, metrics = run.eng.epochs(state, second, run.hp)  # warm
         jax.block_until_ready(metrics)
         live[name] = (run, state, second)
+    calls = {name: max(epochs // run.eng.epochs_per_call, 1) for name, (run, _, _) in live.items()}
     turns: dict[str, list[float]] = {name: [] for name in configs}
     for _ in range(repeats):
         for name, (run, state, pool) in live.items():
             start = time.perf_counter()
-            for _ in range(epochs):
-                state, metrics = run.eng.epoch(state, pool, run.hp)
+            for _ in range(calls[name]):
+                state, metrics = run.eng.epochs(state, pool, run.hp)
             jax.block_until_ready((state, metrics))
             turns[name].append(time.perf_counter() - start)
             live[name] = (run, state, pool)
-    return {name: epochs * live[name][0].eng.steps_per_epoch / float(np.median(seconds))
+    return {name: calls[name] * live[name][0].eng.epochs_per_call
+            * live[name][0].eng.steps_per_epoch / float(np.median(seconds))
             for name, seconds in turns.items()}
 
 

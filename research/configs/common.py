@@ -64,7 +64,7 @@ def base() -> ml_collections.ConfigDict:
     config.seed = 0
     config.num_seeds = 1
     # Checkpoints and reports.
-    config.checkpoint_every_epochs = 10
+    config.checkpoint_every_epochs = 10  # the epochs between checkpoints run as one call
     config.keep_checkpoints = 3
     config.skip_nonfinite = False
     config.eval_batch_size = 256
