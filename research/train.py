@@ -313,9 +313,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
             new = []
             for (t, first, _), got in zip(pending, fetched, strict=True):
                 got = {k: np.asarray(v).reshape(runs, -1) for k, v in got.items()}  # [R, epochs]
+                count = next(iter(got.values())).shape[1]  # the epochs of one call
                 new += [{"task": t, "epoch": first + i, "run": r, "seed": seeds[r],
                          **{k: float(v[r, i]) for k, v in got.items()}}
-                        for i in range(next(iter(got.values())).shape[1]) for r in range(runs)]
+                        for i in range(count) for r in range(runs)]
             _check_finite(new)
             rows.extend(new)
             pending.clear()

@@ -41,7 +41,7 @@ def test_compiles_do_not_grow_with_tasks(digits_config, tmp_path):
     for num_tasks in (2, 5):
         digits_config.num_tasks = num_tasks
         counts.append(_run(digits_config, tmp_path / str(num_tasks))["num_compiles"])
-    # init_params, init_state, reset_optimizer, epoch, end_task, evaluate
+    # init_params, init_state, reset_optimizer, epochs, end_task, evaluate
     assert counts[0] == counts[1] == 6
 
 
