@@ -46,8 +46,13 @@ def compiler_options() -> dict | None:
     compiling takes about half as long (the threefry kernels of the initialisers
     most of all), the programs ran as fast, since their time is in the library
     matmuls (measured on the MLP and MiniLM steps, docs/benchmarks.md), and an epoch
-    comes out bit-identical (tests/test_engine.py)."""
-    return {"xla_backend_optimization_level": 1} if jax.default_backend() == "cpu" else None
+    comes out bit-identical (tests/test_engine.py). And copy insertion by region
+    analysis, which drops some of the per-step copies of loop-carried weights (the
+    MLP step 3-8% faster, the numbers unchanged)."""
+    if jax.default_backend() != "cpu":
+        return None
+    return {"xla_backend_optimization_level": 1,
+            "xla_cpu_copy_insertion_use_region_analysis": True}
 
 
 _PROGRAMS: dict[tuple, futures.Future] = {}  # this process's executables, least recent first

@@ -52,7 +52,7 @@ from tqdm.auto import tqdm
 
 from algorithms import mtl_weighting as mtw
 from models import multitask as mt
-from research import checkpoint, report
+from research import adam, checkpoint, report
 from research import metrics as metrics_lib
 from research import train as train_lib
 from research.data.multi_digits import Split
@@ -173,7 +173,7 @@ class Trainer:
         self.model = mt.build(config.arch, self.tasks.outputs, config.hidden)
         # log-variances (UW) get their own, faster Adam so sigma tracks the losses
         self.optimizer = optax.multi_transform(
-            {"model": optax.adam(config.learning_rate), "log_vars": optax.adam(config.uw_lr)},
+            {"model": adam.adam(config.learning_rate), "log_vars": adam.adam(config.uw_lr)},
             {"model": "model", "log_vars": "log_vars"},
         )
         self.steps_per_epoch = num_train // config.batch_size

@@ -5,15 +5,18 @@ from __future__ import annotations
 import ml_collections
 import optax
 
+from research import adam
+
 OPTIMIZERS = ("adam", "adamw", "sgd", "momentum")
 
 
 def make(name: str, learning_rate: float, weight_decay: float = 0.0,
-                   clip_norm: float = 0.0) -> optax.GradientTransformation:
-    """The base optimizer; a method may wrap it (freezing, per-layer rates)."""
+         clip_norm: float = 0.0) -> optax.GradientTransformation:
+    """The base optimizer; a method may wrap it (freezing, per-layer rates). Adam and
+    AdamW are optax's with the bias corrections folded (research/adam.py)."""
     makers = {
-        "adam": lambda: optax.adam(learning_rate),
-        "adamw": lambda: optax.adamw(learning_rate, weight_decay=weight_decay),
+        "adam": lambda: adam.adam(learning_rate),
+        "adamw": lambda: adam.adamw(learning_rate, weight_decay),
         "sgd": lambda: optax.sgd(learning_rate),
         "momentum": lambda: optax.sgd(learning_rate, momentum=0.9),
     }

@@ -31,7 +31,7 @@ from absl import app, flags
 
 from models.text.heads import HEADS, TextClassifier, init_classifier
 from models.text.load import MINILM, load_encoder
-from research import distributed
+from research import adam, distributed
 from research.engine import compiler_options
 
 _MODEL = flags.DEFINE_string("model", MINILM, "Encoder to fine-tune.")
@@ -118,7 +118,7 @@ def main(argv: list[str]) -> None:
     cfg, pretrained, _ = load_encoder(_MODEL.value, **overrides)
     model = TextClassifier(cfg, NUM_CLASSES, _HEAD.value)
     params = jax.device_put(init_classifier(model, jax.random.key(0), _LENGTH.value, pretrained))
-    optimizer = optax.adamw(2e-5, weight_decay=0.01)
+    optimizer = adam.adamw(2e-5, 0.01)
     opt_state = optimizer.init(params)
     rng = np.random.default_rng(0)
     k = _STEPS_PER_CALL.value
