@@ -35,12 +35,20 @@ def _csv(rows: list[dict]) -> str:
     return "\n".join([",".join(keys)] + [",".join(str(r[k]) for k in keys) for r in rows]) + "\n"
 
 
-def _plot(rows: list[dict], path: str) -> None:
+def _pyplot():
+    """matplotlib's pyplot on the file-only backend (its import takes about half a second)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plot(rows: list[dict], path: str) -> None:
     import numpy as np
+
+    plt = _pyplot()
 
     scenarios = sorted({r["scenario"] for r in rows})
     algorithms = list(dict.fromkeys(r["algorithm"] for r in rows))
@@ -81,6 +89,8 @@ def compare(config: ml_collections.ConfigDict, algorithms: list[str], workdir: s
             run = upcoming.result()
             if i + 1 < len(configs):  # built and compiled while this method trains
                 upcoming = ahead.submit(train.build_run, configs[i + 1])
+            else:  # and the plot's imports while the last one does
+                ahead.submit(_pyplot)
             results = train.train_and_evaluate(
                 run_config, os.path.join(workdir, run_config.algorithm), overwrite, run)
             per_method[run_config.algorithm] = {
