@@ -207,9 +207,10 @@ def test_workdir_written_before_a_field_existed_still_resumes(digits_config, tmp
         _run(digits_config, tmp_path)
 
 
-def test_quick_compile_level_leaves_the_numbers_bit_identical(digits_config):
-    """The engine compiles at XLA's backend optimisation level 1 on CPU; an epoch must
-    come out exactly as a default-level compile of the same function computes it."""
+def test_cpu_compile_options_leave_the_numbers_bit_identical(digits_config):
+    """The engine compiles with its own XLA options on CPU (optimisation level 1, copy
+    insertion by region analysis); an epoch must come out exactly as a default compile
+    of the same function computes it."""
     digits_config.algorithm = "si"  # a penalty and a path integral on top of the step
     run = train.build_run(digits_config)
     pool = jax.tree_util.tree_map(jnp.asarray, run.data.train_pool(0))
