@@ -3,12 +3,15 @@
     mu_hat / (sqrt(nu_hat) + eps) = c1 * mu / (sqrt(nu) * c2 + eps),
     c1 = 1 / (1 - b1^t),  c2 = 1 / sqrt(1 - b2^t)
 
-is optax.scale_by_adam's update, reassociated (Kingma & Ba 2015, sec. 2, note
-the same rewriting). optax divides every moment by its correction: three
-divides and a square root per parameter per step; this form makes one of each.
-On a small model that elementwise pass costs as much as a matmul (the MLP step
-of the benchmark runs about 9% faster), and the state is optax's own
-``ScaleByAdamState``, so checkpoints and state lookups are unchanged.
+is optax.scale_by_adam's update, reassociated. (Kingma & Ba 2015, sec. 2,
+suggest a similar reordering but move eps inside the correction; here eps
+stays where Algorithm 1 and optax put it, so the update is the same up to
+float rounding.) optax divides every moment by its correction: three divides
+and a square root per parameter per step; this form makes one of each. On a
+small model that elementwise pass is a large part of the step (the 400x400
+weight's update took 75 of 551 us in the benchmark's MLP step), and the state
+is optax's own ``ScaleByAdamState``, so checkpoints and state lookups are
+unchanged.
 """
 
 from __future__ import annotations
