@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import time
+import types
 from concurrent import futures
 
 import ml_collections
@@ -35,7 +36,7 @@ def _csv(rows: list[dict]) -> str:
     return "\n".join([",".join(keys)] + [",".join(str(r[k]) for k in keys) for r in rows]) + "\n"
 
 
-def _pyplot():
+def _pyplot() -> types.ModuleType:
     """matplotlib's pyplot on the file-only backend (its import takes about half a second)."""
     import matplotlib
 
