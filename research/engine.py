@@ -331,13 +331,8 @@ class Engine:
     def _reset_optimizer(self, state: RunState, hp: dict) -> RunState:
         return state._replace(opt_state=self.optimizer(self.algorithm(hp)).init(state.params))
 
-    def _train_step(self, alg: base.Algorithm, opt, state: RunState, batch: base.Batch,
-                    steps_rng: jax.Array):
-        """One step. Its keys are folded from ``steps_rng`` and the step count, not split
-        off a key carried from step to step: a method that draws none (naive, EWC, SI)
-        computes none, where a carried key would cost a threefry loop in every step."""
-        step_rng = jax.random.fold_in(steps_rng, 2 * state.step)
-        after_rng = jax.random.fold_in(steps_rng, 2 * state.step + 1)
+    def _train_step(self, alg: base.Algorithm, opt, state: RunState, batch: base.Batch):
+        rng, step_rng, after_rng = jax.random.split(state.rng, 3)
         (loss, aux), data_grads = jax.value_and_grad(alg.loss, has_aux=True)(
             state.params, state.alg_state, batch, self.apply_fn, step_rng)
         grads = data_grads
@@ -349,17 +344,17 @@ class Engine:
         params = optax.apply_updates(state.params, updates)
         alg_state = alg.after_step(state.alg_state, state.params, params, data_grads, batch,
                                    self.apply_fn, after_rng)
-        new = RunState(params, opt_state, alg_state, state.rng, state.step + 1)
+        new = RunState(params, opt_state, alg_state, rng, state.step + 1)
         metrics = {"loss": loss, **aux}
         if self.skip_nonfinite:
             ok = jnp.isfinite(loss) & _all_finite(grads)
             new = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new,
-                                         state._replace(step=state.step + 1))
+                                         state._replace(rng=rng, step=state.step + 1))
             metrics["skipped_steps"] = 1.0 - ok.astype(jnp.float32)
         return new, metrics
 
-    def _scan_steps(self, state: RunState, xs, batch_of: Callable, hp: dict,
-                    steps_rng: jax.Array) -> tuple[RunState, dict]:
+    def _scan_steps(self, state: RunState, xs, batch_of: Callable, hp: dict
+                    ) -> tuple[RunState, dict]:
         """Train steps over ``xs`` (``batch_of(x)`` is one step's batch): metric sums over
         the kept steps and the step counts, so chunks of one epoch add up exactly.
 
@@ -374,7 +369,7 @@ class Engine:
             batch = batch_of(x)
             if self.placement is not None:
                 batch = self.placement.constrain_batch(batch)
-            return self._train_step(alg, opt, carry, batch, steps_rng)
+            return self._train_step(alg, opt, carry, batch)
 
         state, metrics = jax.lax.scan(body, state, xs)
         skipped = metrics.pop("skipped_steps", jnp.zeros_like(metrics["loss"]))
@@ -390,15 +385,14 @@ class Engine:
 
     def _epoch(self, state: RunState, pool: Pool, hp: dict) -> tuple[RunState, dict]:
         """One epoch: a fresh seeded order of the pool's real rows, then a scan of steps."""
-        rng, order_rng, steps_rng = jax.random.split(state.rng, 3)
+        rng, order_rng = jax.random.split(state.rng)
         keys = jnp.where(pool["valid"], jax.random.uniform(order_rng, pool["valid"].shape), 2.0)
         order = jnp.argsort(keys)
         count = jnp.maximum(jnp.sum(pool["valid"]), 1)
         total = self.steps_per_epoch * self.batch_size
         ids = order[jnp.arange(total) % count].reshape(self.steps_per_epoch, self.batch_size)
         state, totals = self._scan_steps(state._replace(rng=rng), ids,
-                                         lambda step_ids: _as_batch(pool, step_ids), hp,
-                                         steps_rng)
+                                         lambda step_ids: _as_batch(pool, step_ids), hp)
         return state, epoch_means(totals, self.skip_nonfinite)
 
     def _epochs(self, state: RunState, pool: Pool, hp: dict) -> tuple[RunState, dict]:
@@ -410,9 +404,7 @@ class Engine:
 
     def _chunk(self, state: RunState, batches: dict, hp: dict) -> tuple[RunState, dict]:
         """Steps over batches the host streamed in (``[K, B, ...]`` each): metric totals."""
-        rng, steps_rng = jax.random.split(state.rng)
-        return self._scan_steps(state._replace(rng=rng), batches, lambda batch: batch, hp,
-                                steps_rng)
+        return self._scan_steps(state, batches, lambda batch: batch, hp)
 
     def _end_task(self, state: RunState, pool: Pool, hp: dict) -> RunState:
         rng, end_rng = jax.random.split(state.rng)
