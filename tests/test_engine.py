@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from research import train
+from research import engine, train
 from research.data.digits import split_digits
 
 
@@ -218,6 +218,22 @@ def test_cpu_compile_options_leave_the_numbers_bit_identical(digits_config):
     default_level = jax.jit(run.eng.epochs._fn).lower(run.state, pool, run.hp).compile()
     expected = default_level(copy(run.state), pool, run.hp)
     chex.assert_trees_all_equal(run.eng.epochs(copy(run.state), pool, run.hp), expected)
+
+
+def test_an_epoch_gathered_ahead_trains_as_one_gathered_step_by_step(digits_config,
+                                                                     monkeypatch):
+    """A small pool's epoch gathers every batch before its steps, a large one's in each
+    step (engine.EPOCH_GATHER_BYTES): the same rows, so the same numbers to the bit."""
+    digits_config.algorithm = "er"  # draws from its buffer with the step's key
+    run = train.build_run(digits_config)
+    pool = jax.tree_util.tree_map(jnp.asarray, run.data.train_pool(0))
+    # A new function each time, so that jit traces it again instead of reusing a trace.
+    epochs = lambda: jax.jit(lambda *args: run.eng.epochs._fn(*args))(
+        *jax.tree_util.tree_map(jnp.copy, (run.state, pool, run.hp)))
+    ahead = epochs()
+    monkeypatch.setattr(engine, "EPOCH_GATHER_BYTES", 0)
+    step_by_step = epochs()
+    chex.assert_trees_all_equal(ahead, step_by_step)
 
 
 @pytest.mark.parametrize("epochs,every,block", [(20, 10, 10), (25, 10, 5), (3, 100, 3),
