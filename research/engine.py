@@ -26,7 +26,9 @@ import numpy as np
 import optax
 
 from algorithms import base
-from research import distributed
+from research import distributed, threefry_cpu
+
+threefry_cpu.use_unrolled_threefry()  # the same bits, without a while loop per draw
 
 Pool = dict[str, jax.Array]  # x, y, logit_mask, task, valid: one run's training data
 
