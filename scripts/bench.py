@@ -11,11 +11,13 @@ the end-to-end wall and CPU time, compile included, of their comparison at
 class-IL ACC, and its wall time rerun with the programs in the persistent
 compilation cache; 5 seeds vmapped vs 5 separate runs; peak memory at 2 and 5
 tasks; (3) the same workload in Avalanche when --torch_python (or this
-interpreter) has torch and avalanche-lib: its steady-state steps/s (epochs
-after each experience's first), the wall and CPU time of the same comparison
-and its ACC, and the ratios; (4) our full fine-tuning step of MiniLM (scripts.bench_text_step)
-and, when --torch_text_python (or --torch_python) has torch and transformers,
-the PyTorch BertForSequenceClassification step on the same weights, each in
+interpreter) has torch and avalanche-lib, one seed of every strategy between
+two of our steady-state turns (so both sides of a ratio are timed in the same
+minutes): its steady-state steps/s (epochs after each experience's first),
+the wall and CPU time of the same comparison and its ACC, and the ratios;
+(4) our full fine-tuning step of MiniLM (scripts.bench_text_step) and, when
+--torch_text_python (or --torch_python) has torch and transformers, the
+PyTorch BertForSequenceClassification step on the same weights, each in
 float32 and in bfloat16 mixed precision (ours ``--compute_dtype=bfloat16``,
 PyTorch's ``torch.autocast``). Writes bench.json and bench.md in --output.
 """
@@ -89,14 +91,16 @@ def _step_efficiency(peak: float, steps_per_second: float, handwritten: float) -
             "engine_over_handwritten": steps_per_second / handwritten}
 
 
-def _ours(methods: list[str], epochs: int, seeds: int) -> tuple[dict, dict]:
-    """Per method: steady-state steps/s and its figures in a comparison of every method
-    at ``seeds`` seeds; and that comparison's wall and CPU seconds end to end (compile
-    included), from cold and rerun with its programs in the persistent compilation
-    cache (as a rerun or resume of scripts.compare finds them in its workdir)."""
+def _ours(methods: list[str], epochs: int, seeds: int, peer: _Avalanche) -> tuple[dict, dict]:
+    """Per method: steady-state steps/s (the peer's rounds run between its turns) and its
+    figures in a comparison of every method at ``seeds`` seeds; and that comparison's
+    wall and CPU seconds end to end (compile included), from cold and rerun with its
+    programs in the persistent compilation cache (as a rerun or resume of scripts.compare
+    finds them in its workdir)."""
     present, missing = measure.available_methods(methods)
     steady = measure.steady_steps_per_second(
-        {name: measure.bench_config(name, epochs) for name in present})
+        {name: measure.bench_config(name, epochs) for name in present},
+        between_turns=peer.round)
     out: dict = {"missing": missing}
     config = measure.bench_config(present[0], epochs, seeds=seeds)
     engine.forget_compiled()  # the comparison compiles from cold, sharing what its methods share
@@ -149,28 +153,55 @@ def _torch_python() -> tuple[str | None, str]:
                   "'bench' extra or pass --torch_python")
 
 
-def _avalanche(epochs: int, strategies: list[str], seeds: int, threads: int) -> dict:
-    """Per strategy: its seeds' runs, with the wall time summed and the figures averaged."""
-    python, why = _torch_python()
-    if python is None:
-        return {"skipped": why}
-    script = os.path.join(ROOT, "research", "bench", "avalanche_workload.py")
-    start = time.perf_counter()
-    proc = subprocess.run([python, script, f"--epochs={epochs}", f"--seeds={seeds}",
-                           f"--threads={threads}", f"--strategies={','.join(strategies)}"],
-                          capture_output=True, text=True, cwd=tempfile.gettempdir())
-    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    out: dict = {"process_wall_seconds": time.perf_counter() - start}
-    for name in strategies:
-        mine = [r for r in rows if r["strategy"] == name]
-        if mine:
-            mean = lambda key, runs=mine: sum(r[key] for r in runs) / len(runs)
-            out[name] = {"runs": mine, "wall_seconds": sum(r["wall_seconds"] for r in mine),
-                         **{k: mean(k) for k in ("steps_per_second", "steady_steps_per_second",
-                                                 "class_il_ACC")}}
-    if proc.returncode:
-        out["error"] = _last_error(proc)
-    return out
+class _Avalanche:
+    """The same workload in Avalanche, one seed of every strategy per round. The rounds run
+    between our steady-state turns (``round``), so both sides of each ratio are timed in
+    the same minutes of a machine whose speed drifts."""
+
+    def __init__(self, epochs: int, strategies: list[str], seeds: int, threads: int):
+        self.python, self.skipped = _torch_python()
+        self.args = [os.path.join(ROOT, "research", "bench", "avalanche_workload.py"),
+                     f"--epochs={epochs}", f"--threads={threads}",
+                     f"--strategies={','.join(strategies)}", "--seeds=1"]
+        self.strategies, self.seeds = strategies, seeds
+        self.done: set[int] = set()
+        self.rows: list[dict] = []
+        self.errors: list[str] = []
+        self.process_wall_seconds = 0.0
+
+    def round(self, seed: int) -> None:
+        """Every strategy's run of ``seed`` (nothing when skipped, done, or past the seeds)."""
+        if self.python is None or seed in self.done or seed >= self.seeds:
+            return
+        self.done.add(seed)
+        start = time.perf_counter()
+        proc = subprocess.run([self.python, *self.args, f"--first_seed={seed}"],
+                              capture_output=True, text=True, cwd=tempfile.gettempdir())
+        self.process_wall_seconds += time.perf_counter() - start
+        self.rows += [json.loads(line) for line in proc.stdout.splitlines()
+                      if line.startswith("{")]
+        if proc.returncode:
+            self.errors.append(_last_error(proc))
+
+    def summary(self) -> dict:
+        """Per strategy: its seeds' runs, with the wall time summed and the figures averaged
+        (seeds no round has run yet run now)."""
+        if self.python is None:
+            return {"skipped": self.skipped}
+        for seed in range(self.seeds):
+            self.round(seed)
+        out: dict = {"process_wall_seconds": self.process_wall_seconds}
+        for name in self.strategies:
+            mine = [r for r in self.rows if r["strategy"] == name]
+            if mine:
+                mean = lambda key, runs=mine: sum(r[key] for r in runs) / len(runs)
+                out[name] = {"runs": mine, "wall_seconds": sum(r["wall_seconds"] for r in mine),
+                             **{k: mean(k) for k in ("steps_per_second",
+                                                     "steady_steps_per_second",
+                                                     "class_il_ACC")}}
+        if self.errors:
+            out["error"] = self.errors[0]
+        return out
 
 
 def _last_error(proc: subprocess.CompletedProcess) -> str:
@@ -353,15 +384,16 @@ def main(argv: list[str]) -> None:
                                "torch_threads": _TORCH_THREADS.value,
                                "model": "mlp 2x400", "batch_size": 32, "optimizer": "adam 1e-3"}}
     peak = measure.matmul_flops()
+    peer = _Avalanche(_EPOCHS.value, _AVALANCHE.value, _COMPARISON_SEEDS.value,
+                      _TORCH_THREADS.value)
     result["ours"], result["comparison"] = _ours(
-        _METHODS.value, _EPOCHS.value, _COMPARISON_SEEDS.value)
+        _METHODS.value, _EPOCHS.value, _COMPARISON_SEEDS.value, peer)
     naive_rate = result["ours"].get("naive", {}).get("steady_steps_per_second", 0.0)
     result["step_efficiency"] = _step_efficiency(peak, naive_rate,
                                                  measure.handwritten_steps_per_second())
     result["seeds"] = _seeds(_SEEDS.value, _EPOCHS.value)
     result["memory"] = _memory_growth(min(_EPOCHS.value, 5))
-    result["avalanche"] = _avalanche(_EPOCHS.value, _AVALANCHE.value, _COMPARISON_SEEDS.value,
-                                     _TORCH_THREADS.value)
+    result["avalanche"] = peer.summary()
     result["ratios"] = _ratios(result["ours"], result["avalanche"],
                                result["comparison"])
     result["text_step"] = {

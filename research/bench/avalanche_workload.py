@@ -8,7 +8,8 @@ one JSON line per strategy and seed: wall and train seconds, steps/s overall
 and in steady state, and the final class-IL accuracy. (Avalanche's LwF reads
 task labels, so the datasets carry task label 0.)
 
-  python research/bench/avalanche_workload.py --epochs=50 --strategies=naive,ewc --seeds=3
+  python research/bench/avalanche_workload.py --epochs=50 --strategies=naive,ewc --seeds=3 \
+      [--first_seed=0]
 """
 
 from __future__ import annotations
@@ -185,11 +186,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--strategies", default="naive,ewc,si,lwf,replay")
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--first_seed", type=int, default=0)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     _torchvision_without_its_kernels()
     for name in args.strategies.split(","):
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             print(json.dumps(run(name, args.epochs, args.batch_size, args.lr, args.hidden,
                                  args.threads, seed)), flush=True)
 

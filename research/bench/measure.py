@@ -10,7 +10,7 @@ import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -151,14 +151,18 @@ def persistent_compilation_cache(directory: str) -> Iterator[None]:
 
 
 def steady_steps_per_second(configs: dict[str, ml_collections.ConfigDict], epochs: int = 250,
-                            repeats: int = 5) -> dict[str, float]:
+                            repeats: int = 5,
+                            between_turns: Callable[[int], None] | None = None
+                            ) -> dict[str, float]:
     """Train steps per second of each config's compiled epochs alone, after a first task's
     consolidation (penalties, Fisher and buffers live); compile and end-of-task work left
     out. Each timing is ``epochs`` epochs (2000 steps on Split-Digits), in the blocks of
     epochs per call that the config's training runs (``train.epochs_per_call``); the methods take
     turns ``repeats`` times, so a slow moment of a shared machine does not fall on one
     method alone, and each reports its median turn: a typical rate, as Avalanche's
-    steady rate is its mean over a whole run, not the best of several."""
+    steady rate is its mean over a whole run, not the best of several. ``between_turns(i)``
+    runs after turn i (the peer library's runs, so that both sides' figures come from the
+    same minutes of a machine whose speed drifts)."""
     from research import train
 
     live = {}
@@ -174,7 +178,7 @@ def steady_steps_per_second(configs: dict[str, ml_collections.ConfigDict], epoch
         live[name] = (run, state, second)
     calls = {name: max(epochs // run.eng.epochs_per_call, 1) for name, (run, _, _) in live.items()}
     turns: dict[str, list[float]] = {name: [] for name in configs}
-    for _ in range(repeats):
+    for turn in range(repeats):
         for name, (run, state, pool) in live.items():
             start = time.perf_counter()
             for _ in range(calls[name]):
@@ -182,6 +186,8 @@ def steady_steps_per_second(configs: dict[str, ml_collections.ConfigDict], epoch
             jax.block_until_ready((state, metrics))
             turns[name].append(time.perf_counter() - start)
             live[name] = (run, state, pool)
+        if between_turns is not None:
+            between_turns(turn)
     return {name: calls[name] * live[name][0].eng.epochs_per_call
             * live[name][0].eng.steps_per_epoch / float(np.median(seconds))
             for name, seconds in turns.items()}
