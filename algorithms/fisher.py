@@ -14,7 +14,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from algorithms.base import ApplyFn, Batch, Params, masked_logits
+from algorithms.base import ApplyFn, Batch, Params, masked_logits, random_rows
 
 FISHER_TYPES = ("empirical", "true")
 # Examples per chunk: each chunk holds one gradient per example, so memory is CHUNK
@@ -35,8 +35,7 @@ def pick_rows(weight: jax.Array, rng: jax.Array, num_samples: int) -> tuple[jax.
     """
     size = weight.shape[0]
     count = size if num_samples <= 0 else min(num_samples, size)
-    keys = jnp.where(weight > 0, jax.random.uniform(rng, (size,)), 2.0)
-    rows = jnp.argsort(keys)[:count]
+    rows = random_rows(weight > 0, rng, count)
     picked = weight[rows]
     pad = -count % CHUNK
     return jnp.pad(rows, (0, pad)), jnp.pad(picked, (0, pad))

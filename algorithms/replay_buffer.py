@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from algorithms import model_info
-from algorithms.base import Batch, Params
+from algorithms.base import Batch, Params, random_rows
 
 
 class Buffer(NamedTuple):
@@ -134,8 +134,7 @@ def balanced_add(buf: Buffer, batch: Batch, rng: jax.Array) -> Buffer:
 def sample(buf: Buffer, rng: jax.Array, count: int, like_x: jax.Array) -> dict:
     """``count`` distinct stored rows as a batch shaped like ``like_x`` (weight 0 if missing)."""
     eligible = buf.valid
-    keys = jnp.where(eligible, jax.random.uniform(rng, eligible.shape), 2.0)
-    ids = jnp.argsort(keys)[:count]
+    ids = random_rows(eligible, rng, count)
     return {"x": buf.x[ids].reshape((ids.shape[0],) + like_x.shape[1:]).astype(like_x.dtype),
             "y": buf.y[ids], "logit_mask": buf.logit_mask[ids], "task": buf.task[ids],
             "weight": eligible[ids].astype(jnp.float32), "logits": buf.logits[ids]}

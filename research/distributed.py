@@ -20,8 +20,9 @@ draws its batch from the whole pool (XLA gathers across devices), so results
 match the replicated run.
 
 ``config.shard_runs`` splits the leading run axis (seeds x sweep values) over
-'data' instead of the batch: each device trains its own runs and no program
-has a collective, so a sweep spreads over devices at no per-step cost.
+'data' instead of the batch: each device trains its own runs (the programs run
+under ``shard_map`` over 'data') and no program has a collective, so a sweep
+spreads over devices at no per-step cost.
 """
 
 from __future__ import annotations
@@ -184,8 +185,22 @@ class Placement:
         given = tuple(jax.tree_util.tree_map(
             lambda a, runs=runs: a.sharding if self.on_mesh(a) else self.sharding_for(a, runs),
             arg) for arg, runs in zip(args, leads, strict=True))
+        if self.shard_runs and any(leads):
+            fn = self._runs_per_device(fn, args, leads, out)
         return jax.jit(fn, in_shardings=given,
                        out_shardings=self.shardings(out, runs=any(leads)), **jit_kwargs)
+
+    def _runs_per_device(self, fn: Callable, args: tuple, leads: tuple[bool, ...],
+                         out: Any) -> Callable:
+        """``fn`` under ``shard_map`` over 'data': each device runs it on its own runs, so
+        no operation in it is partitioned across devices (XLA's partitioner would gather
+        the run axis for one it has no rule for, a top-k among them). 'model' stays
+        automatic."""
+        in_specs = tuple(jax.tree_util.tree_map(lambda _, runs=runs: P("data") if runs else P(),
+                                                arg) for arg, runs in zip(args, leads, strict=True))
+        out_specs = jax.tree_util.tree_map(lambda _: P("data"), out)
+        return jax.shard_map(fn, mesh=self.mesh, in_specs=in_specs, out_specs=out_specs,
+                             axis_names={"data"}, check_vma=False)
 
 
 def _leads_with_runs(args: tuple, run_axes: tuple | None) -> tuple[bool, ...]:

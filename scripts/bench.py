@@ -312,7 +312,7 @@ def _comparison_lines(comparison: dict, e2e: dict | None, seeds: int) -> list[st
     if e2e is not None:
         line = (f"End to end, {len(e2e['methods'])} methods x {seeds} seeds, compile "
                 f"included: ours {e2e['ours_wall_seconds']:.1f} s, Avalanche "
-                f"{e2e['avalanche_wall_seconds']:.1f} s: {e2e['ratio']:.1f}x (target "
+                f"{e2e['avalanche_wall_seconds']:.1f} s: {e2e['ratio']:.2f}x (target "
                 f"{e2e['target']:.0f}x).")
         if "avalanche_cpu_seconds" in e2e:
             line += (" Avalanche's CPU time (every thread): "
@@ -362,7 +362,7 @@ def _markdown(result: dict) -> str:
             ["Avalanche strategy", "ours steady steps/s", "Avalanche steady steps/s", "ratio",
              "target", "ours ACC", "Avalanche ACC"],
             [[k, f"{v['ours_steps_per_second']:.0f}", f"{v['avalanche_steps_per_second']:.1f}",
-              f"{v['ratio']:.1f}x", target(v), f"{v['ours_ACC']:.3f}",
+              f"{v['ratio']:.2f}x", target(v), f"{v['ours_ACC']:.3f}",
               f"{v['avalanche_ACC']:.3f}"] for k, v in ratios["steady"].items()]), ""]
     lines += _comparison_lines(result["comparison"], ratios.get("end_to_end"), seeds_run)
     if not ratios["steady"]:

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from algorithms import replay_buffer
+from algorithms import base, replay_buffer
 
 
 def _stream(labels: np.ndarray, batch: int, pad: int = 3) -> dict:
@@ -75,3 +75,15 @@ def test_sample_draws_distinct_real_rows_shaped_like_the_batch():
     assert got["x"].shape == (8, 1)
     real = np.asarray(got["weight"]) > 0
     assert real.sum() == 5 and len(set(np.asarray(got["x"][real, 0]))) == 5
+
+
+def test_random_rows_are_the_smallest_keys_as_a_full_sort_orders_them():
+    """top_k of the negated keys picks argsort's first rows in argsort's order, ties (the
+    ineligible rows) by index, so switching from the sort changed no run's draws."""
+    for seed, share in [(0, 0.9), (1, 0.1), (2, 0.0)]:
+        rng = jax.random.PRNGKey(seed)
+        eligible = jax.random.uniform(jax.random.PRNGKey(seed + 10), (200,)) < share
+        keys = jnp.where(eligible, jax.random.uniform(rng, (200,)), 2.0)
+        np.testing.assert_array_equal(base.random_rows(eligible, rng, 32),
+                                      jnp.argsort(keys)[:32])
+    assert base.random_rows(eligible, rng, 256).shape == (200,)  # at most all rows
