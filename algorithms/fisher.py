@@ -1,10 +1,12 @@
 """Per-example importance statistics: the diagonal Fisher (EWC) and MAS's output sensitivity.
 
-Both are averages over examples of a function of each example's own gradient
-(``jax.vmap`` of ``jax.grad``), never the square of a mini-batch gradient,
-which would underestimate the Fisher by the batch size. Rows are processed in
-fixed-size chunks under ``lax.scan`` so memory stays bounded on any task size,
-and padding rows (weight 0) never count.
+Both are averages over examples of a function (square, absolute value) of each
+example's own gradient, never of a mini-batch gradient, which would underestimate
+the Fisher by the batch size. A model made of dense layers alone gets them from
+one pass per chunk of rows (algorithms/dense_statistics.py); any other takes the
+per-example gradients (``jax.vmap`` of ``jax.grad``) in chunks of ``CHUNK`` rows.
+Chunks run under ``lax.scan``, so memory stays bounded on any task size, and
+padding rows (weight 0) never count.
 """
 
 from __future__ import annotations
@@ -14,17 +16,22 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from algorithms import dense_statistics
 from algorithms.base import ApplyFn, Batch, Params, masked_logits, random_rows
 
 FISHER_TYPES = ("empirical", "true")
-# Examples per chunk: each chunk holds one gradient per example, so memory is CHUNK
-# times the parameters'. 8 was the fastest and lightest of 4-32 measured on the
-# MiniLM encoder (11.2 s and 5.4 GB peak for 256 examples, against 13.9 s and 7.6 GB
-# at 32) and on the Split-Digits MLP (0.15 against 0.17 s for 3 seeds).
+# Examples per chunk of per-example gradients: each chunk holds one gradient per
+# example, so memory is CHUNK times the parameters'. 8 was the fastest and lightest
+# of 4-32 measured on the MiniLM encoder (11.2 s and 5.4 GB peak for 256 examples,
+# against 13.9 s and 7.6 GB at 32) and on the Split-Digits MLP.
 CHUNK = 8
+# Examples per chunk of a dense model's pass, which holds only their activations.
+DENSE_CHUNK = 256
 
-# stat_fn(params, example, rng) -> pytree like params: one example's statistic.
-StatFn = Callable[[Params, dict, jax.Array], Params]
+# scalar(params, example, key) -> one example's scalar, whose gradient is the statistic's.
+ScalarFn = dense_statistics.ScalarFn
+# prepare(params, example, key) -> the example as the scalar takes it (a sampled label).
+PrepareFn = Callable[[Params, dict, jax.Array], dict]
 
 
 def pick_rows(weight: jax.Array, rng: jax.Array, num_samples: int) -> tuple[jax.Array, jax.Array]:
@@ -36,38 +43,49 @@ def pick_rows(weight: jax.Array, rng: jax.Array, num_samples: int) -> tuple[jax.
     size = weight.shape[0]
     count = size if num_samples <= 0 else min(num_samples, size)
     rows = random_rows(weight > 0, rng, count)
-    picked = weight[rows]
-    pad = -count % CHUNK
-    return jnp.pad(rows, (0, pad)), jnp.pad(picked, (0, pad))
+    return _pad(rows, CHUNK), _pad(weight[rows], CHUNK)
 
 
-def per_example_mean(stat_fn: StatFn, params: Params, data: Batch, rng: jax.Array,
-                     num_samples: int = 0) -> Params:
-    """Weighted mean over (sampled) examples of ``stat_fn`` of each single example."""
+def _pad(a: jax.Array, multiple: int) -> jax.Array:
+    return jnp.pad(a, [(0, -a.shape[0] % multiple)] + [(0, 0)] * (a.ndim - 1))
+
+
+def per_example_mean(scalar: ScalarFn, transform: Callable[[jax.Array], jax.Array],
+                     params: Params, data: Batch, rng: jax.Array, num_samples: int = 0,
+                     prepare: PrepareFn | None = None) -> Params:
+    """Weighted mean over (sampled) examples of ``transform`` of each single example's
+    gradient of ``scalar``; ``prepare`` first (outside the gradient) when given."""
     pick_rng, stat_rng = jax.random.split(rng)
     rows, weight = pick_rows(data["weight"], pick_rng, num_samples)
+    keys = jax.random.split(stat_rng, rows.shape[0])
     fields = {k: data[k] for k in ("x", "y", "logit_mask")}
-    chunks = rows.reshape(-1, CHUNK)
-    chunk_weight = weight.reshape(-1, CHUNK)
-    keys = jax.random.split(stat_rng, rows.shape[0]).reshape(chunks.shape + (-1,))
+    first = jax.tree_util.tree_map(lambda a: a[0], fields)
+    layers = dense_statistics.plan(scalar, params, first, keys[0])
+    chunk = CHUNK if layers is None else DENSE_CHUNK
+    rows, weight, keys = (_pad(a, chunk) for a in (rows, weight, keys))
+
+    def chunk_sums(ids, w, k):
+        examples = jax.tree_util.tree_map(lambda a: a[ids], fields)
+        if prepare is not None:
+            examples = jax.vmap(prepare, in_axes=(None, 0, 0))(params, examples, k)
+        if layers is not None:
+            return dense_statistics.weighted_sums(scalar, transform, layers, params,
+                                                  examples, k, w)
+        grads = jax.vmap(jax.grad(scalar), in_axes=(None, 0, 0))(params, examples, k)
+        return jax.tree_util.tree_map(lambda g: jnp.tensordot(w, transform(g), axes=1), grads)
 
     def body(total, inputs):
-        ids, w, k = inputs
-        examples = jax.tree_util.tree_map(lambda a: a[ids], fields)
-        stats = jax.vmap(stat_fn, in_axes=(None, 0, 0))(params, examples, k)
-        return jax.tree_util.tree_map(
-            lambda t, s: t + jnp.tensordot(w, s, axes=1), total, stats), None
+        return jax.tree_util.tree_map(jnp.add, total, chunk_sums(*inputs)), None
 
     zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-    total, _ = jax.lax.scan(body, zeros, (chunks, chunk_weight, keys))
+    chunked = lambda a: a.reshape((-1, chunk) + a.shape[1:])
+    total, _ = jax.lax.scan(body, zeros, (chunked(rows), chunked(weight), chunked(keys)))
     norm = jnp.maximum(jnp.sum(weight), 1e-12)
     return jax.tree_util.tree_map(lambda t: t / norm, total)
 
 
-def _log_likelihood(params: Params, x: jax.Array, label: jax.Array, logit_mask: jax.Array,
-                    apply_fn: ApplyFn) -> jax.Array:
-    logits = masked_logits(apply_fn(params, x[None])[0], logit_mask)
-    return jax.nn.log_softmax(logits)[label]
+def _logits(params: Params, example: dict, apply_fn: ApplyFn) -> jax.Array:
+    return masked_logits(apply_fn(params, example["x"][None])[0], example["logit_mask"])
 
 
 def diagonal_fisher(params: Params, data: Batch, apply_fn: ApplyFn, rng: jax.Array,
@@ -81,29 +99,24 @@ def diagonal_fisher(params: Params, data: Batch, apply_fn: ApplyFn, rng: jax.Arr
         raise ValueError(f"unknown fisher_type {fisher_type!r}; choices: "
                          f"{', '.join(FISHER_TYPES)}")
 
-    def stat(p: Params, example: dict, key: jax.Array) -> Params:
-        label = example["y"]
-        if fisher_type == "true":
-            logits = masked_logits(apply_fn(p, example["x"][None])[0], example["logit_mask"])
-            label = jax.random.categorical(key, jax.lax.stop_gradient(logits))
-        grad = jax.grad(_log_likelihood)(p, example["x"], label, example["logit_mask"],
-                                         apply_fn)
-        return jax.tree_util.tree_map(jnp.square, grad)
+    def log_likelihood(p: Params, example: dict, key: jax.Array) -> jax.Array:
+        del key
+        return jax.nn.log_softmax(_logits(p, example, apply_fn))[example["y"]]
 
-    return per_example_mean(stat, params, data, rng, num_samples)
+    def model_label(p: Params, example: dict, key: jax.Array) -> dict:
+        return {**example, "y": jax.random.categorical(key, _logits(p, example, apply_fn))}
+
+    return per_example_mean(log_likelihood, jnp.square, params, data, rng, num_samples,
+                            prepare=model_label if fisher_type == "true" else None)
 
 
 def output_sensitivity(params: Params, data: Batch, apply_fn: ApplyFn, rng: jax.Array,
                        num_samples: int = 0) -> Params:
     """MAS importance: mean over examples of |d ||f(x)||^2 / d theta|, task-masked outputs."""
 
-    def stat(p: Params, example: dict, key: jax.Array) -> Params:
+    def sq_norm(p: Params, example: dict, key: jax.Array) -> jax.Array:
         del key
+        out = apply_fn(p, example["x"][None])[0]
+        return jnp.sum(jnp.where(example["logit_mask"], out, 0.0) ** 2)
 
-        def sq_norm(q: Params) -> jax.Array:
-            out = apply_fn(q, example["x"][None])[0]
-            return jnp.sum(jnp.where(example["logit_mask"], out, 0.0) ** 2)
-
-        return jax.tree_util.tree_map(jnp.abs, jax.grad(sq_norm)(p))
-
-    return per_example_mean(stat, params, data, rng, num_samples)
+    return per_example_mean(sq_norm, jnp.abs, params, data, rng, num_samples)
