@@ -60,11 +60,10 @@ def _log_likelihood(apply_fn):
     return scalar
 
 
-def _per_example_mean(apply_fn, params, data, transform):
-    """The definition: the weighted mean of transform(per-example gradient)."""
+def _per_example_mean(scalar, params, data, transform):
+    """The definition: the weighted mean of transform(per-example gradient of scalar)."""
     fields = {k: data[k] for k in ("x", "y", "logit_mask")}
-    grads = jax.vmap(jax.grad(_log_likelihood(apply_fn)), in_axes=(None, 0, None))(
-        params, fields, None)
+    grads = jax.vmap(jax.grad(scalar), in_axes=(None, 0, None))(params, fields, None)
     w = data["weight"]
     return jax.tree_util.tree_map(lambda g: jnp.tensordot(w, transform(g), 1) / w.sum(), grads)
 
@@ -94,7 +93,7 @@ def test_plan_declines_models_the_identity_does_not_cover(model):
 def test_empirical_fisher_is_the_mean_squared_per_example_gradient(model):
     params, data, apply_fn = _setup(model)
     got = fisher.diagonal_fisher(params, data, apply_fn, jax.random.PRNGKey(0), "empirical")
-    expected = _per_example_mean(apply_fn, params, data, jnp.square)
+    expected = _per_example_mean(_log_likelihood(apply_fn), params, data, jnp.square)
     chex.assert_trees_all_close(got, expected, rtol=1e-5, atol=1e-7)
 
 
@@ -106,11 +105,7 @@ def test_mas_through_the_identity_is_the_mean_abs_per_example_gradient():
         return jnp.sum(jnp.where(example["logit_mask"], apply_fn(p, example["x"][None])[0],
                                  0.0) ** 2)
 
-    fields = {k: data[k] for k in ("x", "y", "logit_mask")}
-    grads = jax.vmap(jax.grad(sq_norm), in_axes=(None, 0, None))(params, fields, None)
-    w = data["weight"]
-    expected = jax.tree_util.tree_map(lambda g: jnp.tensordot(w, jnp.abs(g), 1) / w.sum(),
-                                      grads)
+    expected = _per_example_mean(sq_norm, params, data, jnp.abs)
     got = fisher.output_sensitivity(params, data, apply_fn, jax.random.PRNGKey(0))
     chex.assert_trees_all_close(got, expected, rtol=1e-5, atol=1e-7)
 
