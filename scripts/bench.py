@@ -14,7 +14,8 @@ tasks; (3) the same workload in Avalanche when --torch_python (or this
 interpreter) has torch and avalanche-lib, one seed of every strategy between
 two of our steady-state turns (so both sides of a ratio are timed in the same
 minutes): its steady-state steps/s (epochs after each experience's first),
-the wall and CPU time of the same comparison and its ACC, and the ratios;
+the wall and CPU time of the same comparison and its ACC, and the ratios, with
+their spread over those rounds;
 (4) our full fine-tuning step of MiniLM (scripts.bench_text_step) and, when
 --torch_text_python (or --torch_python) has torch and transformers, the
 PyTorch BertForSequenceClassification step on the same weights, each in
@@ -34,6 +35,7 @@ import tempfile
 import time
 
 import jax
+import numpy as np
 from absl import app, flags, logging
 
 from research import engine, report
@@ -98,7 +100,7 @@ def _ours(methods: list[str], epochs: int, seeds: int, peer: _Avalanche) -> tupl
     programs in the persistent compilation cache (as a rerun or resume of scripts.compare
     finds them in its workdir)."""
     present, missing = measure.available_methods(methods)
-    steady = measure.steady_steps_per_second(
+    turns = measure.steady_rates_by_turn(
         {name: measure.bench_config(name, epochs) for name in present},
         between_turns=peer.round)
     out: dict = {"missing": missing}
@@ -109,7 +111,8 @@ def _ours(methods: list[str], epochs: int, seeds: int, peer: _Avalanche) -> tupl
         engine.forget_compiled()
         whole["rerun"] = measure.run_comparison(config, present)[1]
     for name in present:
-        out[name] = {"steady_steps_per_second": steady[name], **figures[name]}
+        out[name] = {"steady_steps_per_second": float(np.median(turns[name])),
+                     "steady_turns": turns[name], **figures[name]}
         print(name, json.dumps(out[name]), flush=True)
     return out, whole
 
@@ -254,6 +257,7 @@ def _ratios(ours: dict, peer: dict, comparison: dict) -> dict:
                 "ours_steps_per_second": mine["steady_steps_per_second"],
                 "avalanche_steps_per_second": peer[name]["steady_steps_per_second"],
                 "ratio": ratio, "target": target,
+                "round_ratios": measure.round_ratios(mine["steady_turns"], peer[name]["runs"]),
                 "met": None if target is None else ratio >= target,
                 "ours_ACC": mine.get("class_il_ACC"), "avalanche_ACC": peer[name]["class_il_ACC"]}
     both = [n for n in _AVALANCHE.value if OURS_FOR[n] in ours and n in peer]
@@ -295,6 +299,10 @@ def _text_step_lines(dtype: str, text: dict, eff: dict) -> list[str]:
     elif "torch" in text:
         lines += [f"PyTorch text step: {text['torch']['skipped']}", ""]
     return lines
+
+
+def _spread(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}x" if values else "-"
 
 
 def _cores(cpu_seconds: float, wall_seconds: float) -> str:
@@ -360,10 +368,12 @@ def _markdown(result: dict) -> str:
         target = lambda v: "-" if v["target"] is None else f"{v['target']:.0f}x"
         lines += [report.markdown_table(
             ["Avalanche strategy", "ours steady steps/s", "Avalanche steady steps/s", "ratio",
-             "target", "ours ACC", "Avalanche ACC"],
+             "per round", "target", "ours ACC", "Avalanche ACC"],
             [[k, f"{v['ours_steps_per_second']:.0f}", f"{v['avalanche_steps_per_second']:.1f}",
-              f"{v['ratio']:.2f}x", target(v), f"{v['ours_ACC']:.3f}",
-              f"{v['avalanche_ACC']:.3f}"] for k, v in ratios["steady"].items()]), ""]
+              f"{v['ratio']:.2f}x", _spread(v["round_ratios"]), target(v), f"{v['ours_ACC']:.3f}",
+              f"{v['avalanche_ACC']:.3f}"] for k, v in ratios["steady"].items()]),
+            "", "Per round: the lowest and highest of our turn i over Avalanche's seed-i run, "
+            "taken right after it (the machine's drift within this bench).", ""]
     lines += _comparison_lines(result["comparison"], ratios.get("end_to_end"), seeds_run)
     if not ratios["steady"]:
         lines += [f"Avalanche: {json.dumps(result['avalanche'])}", ""]

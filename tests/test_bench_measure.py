@@ -21,6 +21,16 @@ def test_persistent_compilation_cache_keeps_programs_then_restores_the_config(tm
     assert {name: getattr(jax.config, name) for name in names} == before
 
 
-def test_mlp_step_flops_counts_three_matmuls_per_layer():
-    # 64 -> 400 -> 10, batch 2: forward 2*2*(64*400 + 400*10), backward twice that.
-    assert measure.mlp_step_flops(64, (400,), 10, 2) == 3 * 2 * 2 * (64 * 400 + 400 * 10)
+def test_mlp_step_flops_counts_the_products_the_step_computes():
+    # 64 -> 400 -> 10, batch 2: forward and weight gradient of both layers, input
+    # gradient of the second only (the data needs none).
+    first, second = 2 * 2 * 64 * 400, 2 * 2 * 400 * 10
+    assert measure.mlp_step_flops(64, (400,), 10, 2) == 2 * first + 3 * second
+
+
+def test_round_ratios_pair_each_turn_with_the_peer_run_after_it():
+    turns = [2000.0, 1000.0, 3000.0, 2500.0, 2400.0]  # our steps/s, turn by turn
+    peer = [{"seed": 1, "steady_steps_per_second": 500.0},
+            {"seed": 0, "steady_steps_per_second": 400.0},
+            {"seed": 7, "steady_steps_per_second": 100.0}]  # no turn 7: left out
+    assert measure.round_ratios(turns, peer) == [2.0, 5.0]

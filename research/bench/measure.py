@@ -81,10 +81,12 @@ def handwritten_steps_per_second(hidden: tuple[int, ...] = (400, 400), batch: in
 
 
 def mlp_step_flops(in_dim: int, hidden: tuple[int, ...], classes: int, batch: int) -> float:
-    """FLOPs of one train step of an MLP: forward matmuls x3 (backward is two more of each)."""
+    """Matmul FLOPs one train step of an MLP computes: each layer's forward product and
+    weight gradient, and the input gradient of every layer but the first (the step needs
+    no gradient of its data), not the customary 3x forward, which would count that one too."""
     dims = (in_dim, *hidden, classes)
-    forward = sum(2 * a * b for a, b in zip(dims[:-1], dims[1:], strict=False)) * batch
-    return 3.0 * forward
+    products = [2 * a * b * batch for a, b in zip(dims[:-1], dims[1:], strict=True)]
+    return 3.0 * sum(products) - products[0]
 
 
 def available_methods(names: list[str]) -> tuple[list[str], list[str]]:
@@ -150,19 +152,19 @@ def persistent_compilation_cache(directory: str) -> Iterator[None]:
         compilation_cache.reset_cache()
 
 
-def steady_steps_per_second(configs: dict[str, ml_collections.ConfigDict], epochs: int = 250,
-                            repeats: int = 5,
-                            between_turns: Callable[[int], None] | None = None
-                            ) -> dict[str, float]:
+def steady_rates_by_turn(configs: dict[str, ml_collections.ConfigDict], epochs: int = 250,
+                         repeats: int = 5,
+                         between_turns: Callable[[int], None] | None = None
+                         ) -> dict[str, list[float]]:
     """Train steps per second of each config's compiled epochs alone, after a first task's
     consolidation (penalties, Fisher and buffers live); compile and end-of-task work left
     out. Each timing is ``epochs`` epochs (2000 steps on Split-Digits), in the blocks of
     epochs per call that the config's training runs (``train.epochs_per_call``); the methods take
     turns ``repeats`` times, so a slow moment of a shared machine does not fall on one
-    method alone, and each reports its median turn: a typical rate, as Avalanche's
-    steady rate is its mean over a whole run, not the best of several. ``between_turns(i)``
-    runs after turn i (the peer library's runs, so that both sides' figures come from the
-    same minutes of a machine whose speed drifts)."""
+    method alone; the rate of every turn, in order (a method's typical rate is its
+    median turn, as Avalanche's steady rate is its mean over a whole run, not the best of
+    several). ``between_turns(i)`` runs after turn i (the peer library's runs, so that
+    both sides' figures come from the same minutes of a machine whose speed drifts)."""
     from research import train
 
     live = {}
@@ -188,9 +190,16 @@ def steady_steps_per_second(configs: dict[str, ml_collections.ConfigDict], epoch
             live[name] = (run, state, pool)
         if between_turns is not None:
             between_turns(turn)
-    return {name: calls[name] * live[name][0].eng.epochs_per_call
-            * live[name][0].eng.steps_per_epoch / float(np.median(seconds))
-            for name, seconds in turns.items()}
+    steps = {name: calls[name] * run.eng.epochs_per_call * run.eng.steps_per_epoch
+             for name, (run, _, _) in live.items()}
+    return {name: [steps[name] / t for t in seconds] for name, seconds in turns.items()}
+
+
+def round_ratios(turns: list[float], peer_runs: list[dict]) -> list[float]:
+    """Our turn i's rate over the peer's run of seed i, which ``between_turns(i)`` ran right
+    after it: the ratio in each stretch of minutes, whose spread shows the machine's drift."""
+    return [turns[r["seed"]] / r["steady_steps_per_second"] for r in peer_runs
+            if r["seed"] < len(turns)]
 
 
 def bench_config(algorithm: str, epochs: int, seeds: int = 1, num_tasks: int = 5,
