@@ -231,6 +231,26 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
 
 
+def _zeros(shapes: Any) -> Any:
+    return jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+
+
+def _totals(metrics: dict, penalty: tuple[jax.Array, dict] | None) -> dict:
+    """Sums of per-step metrics ``[steps]`` over the kept steps, and the step counts, so
+    chunks of one epoch add up exactly; a penalty's value (and its aux), taken once at
+    the parameters the steps end with, counts for each kept step."""
+    metrics = dict(metrics)
+    skipped = metrics.pop("skipped_steps", jnp.zeros_like(metrics["loss"]))
+    ok = skipped == 0
+    kept = jnp.sum(ok).astype(jnp.float32)
+    totals = {k: jnp.sum(jnp.where(ok, v, 0.0)) for k, v in metrics.items()}
+    if penalty is not None:
+        value, aux = penalty
+        totals = {**totals, "loss": totals["loss"] + kept * value,
+                  **{k: kept * v for k, v in aux.items()}}
+    return {**totals, "kept_steps": kept, "skipped_steps": jnp.sum(~ok).astype(jnp.float32)}
+
+
 class Engine:
     """Builds the run-batched, compiled functions for one model and method."""
 
@@ -366,57 +386,84 @@ class Engine:
             metrics["skipped_steps"] = 1.0 - ok.astype(jnp.float32)
         return new, metrics
 
-    def _scan_steps(self, state: RunState, xs, batch_of: Callable, hp: dict
-                    ) -> tuple[RunState, dict]:
-        """Train steps over ``xs`` (``batch_of(x)`` is one step's batch): metric sums over
-        the kept steps and the step counts, so chunks of one epoch add up exactly.
-
-        A penalty's gradient acts in every step, but its value is taken once, at the
-        parameters the steps end with, and counted for each kept step: a value per step
-        would cost a pass over every weight and a reduction per step (a fifth of an EWC
-        step on the CPU) for a metric that moves little within an epoch."""
-        alg = self.algorithm(hp)
-        opt = self.optimizer(alg)
-
-        def body(carry, x):
+    def _step_body(self, alg: base.Algorithm, opt, batch_of: Callable) -> Callable:
+        """A scan body: one train step on ``batch_of(x)`` (placed on the mesh)."""
+        def body(state, x):
             batch = batch_of(x)
             if self.placement is not None:
                 batch = self.placement.constrain_batch(batch)
-            return self._train_step(alg, opt, carry, batch)
+            return self._train_step(alg, opt, state, batch)
+        return body
 
-        state, metrics = jax.lax.scan(body, state, xs)
-        skipped = metrics.pop("skipped_steps", jnp.zeros_like(metrics["loss"]))
-        ok = skipped == 0
-        kept = jnp.sum(ok).astype(jnp.float32)
-        totals = {k: jnp.sum(jnp.where(ok, v, 0.0)) for k, v in metrics.items()}
-        if alg.has_penalty:
-            penalty, penalty_aux = alg.penalty(state.params, state.alg_state)
-            totals = {**totals, "loss": totals["loss"] + kept * penalty,
-                      **{k: kept * v for k, v in penalty_aux.items()}}
-        return state, {**totals, "kept_steps": kept,
-                       "skipped_steps": jnp.sum(~ok).astype(jnp.float32)}
+    def _scan_steps(self, state: RunState, xs, batch_of: Callable, hp: dict
+                    ) -> tuple[RunState, dict]:
+        """Train steps over ``xs`` (``batch_of(x)`` is one step's batch): their totals."""
+        alg = self.algorithm(hp)
+        state, metrics = jax.lax.scan(self._step_body(alg, self.optimizer(alg), batch_of),
+                                      state, xs)
+        penalty = alg.penalty(state.params, state.alg_state) if alg.has_penalty else None
+        return state, _totals(metrics, penalty)
 
-    def _epoch(self, state: RunState, pool: Pool, hp: dict) -> tuple[RunState, dict]:
-        """One epoch: a fresh seeded order of the pool's real rows, then a scan of steps."""
-        rng, order_rng = jax.random.split(state.rng)
-        keys = jnp.where(pool["valid"], jax.random.uniform(order_rng, pool["valid"].shape), 2.0)
+    def _epoch_order(self, rng: jax.Array, pool: Pool) -> jax.Array:
+        """An epoch's ``[steps, batch]`` row ids: a seeded shuffle of the pool's real rows,
+        repeated to fill the last batch."""
+        keys = jnp.where(pool["valid"], jax.random.uniform(rng, pool["valid"].shape), 2.0)
         order = jnp.argsort(keys)
         count = jnp.maximum(jnp.sum(pool["valid"]), 1)
         total = self.steps_per_epoch * self.batch_size
-        ids = order[jnp.arange(total) % count].reshape(self.steps_per_epoch, self.batch_size)
-        if _nbytes(pool) <= EPOCH_GATHER_BYTES:  # every step's batch in one gather
-            xs, batch_of = _as_batch(pool, ids), lambda batch: batch
-        else:
-            xs, batch_of = ids, lambda step_ids: _as_batch(pool, step_ids)
-        state, totals = self._scan_steps(state._replace(rng=rng), xs, batch_of, hp)
-        return state, epoch_means(totals, self.skip_nonfinite)
+        return order[jnp.arange(total) % count].reshape(self.steps_per_epoch, self.batch_size)
 
     def _epochs(self, state: RunState, pool: Pool, hp: dict) -> tuple[RunState, dict]:
         """``epochs_per_call`` epochs in one program, their metrics stacked ``[epochs]``: the
-        host dispatches once per block between the points where it reads results, and a
-        block ends as its epochs would one by one (each shuffles with its own key)."""
-        return jax.lax.scan(lambda s, _: self._epoch(s, pool, hp), state, None,
-                            length=self.epochs_per_call)
+        host dispatches once per block between the points where it reads results.
+
+        One scan over every step of the block, the first step of each epoch drawing its
+        order (from the run's key, as epoch after epoch would): nested in a scan over
+        epochs, XLA copied each updated weight matrix in every step (a tenth of the MLP
+        step on the CPU, docs/benchmarks.md). An epoch's batches are gathered at its
+        start when a pool is small (``EPOCH_GATHER_BYTES``).
+
+        A penalty's gradient acts in every step, but its value is taken at the
+        parameters each epoch ends with, and counted for each kept step: a value per
+        step would cost a pass over every weight and a reduction per step (a fifth of an
+        EWC step on the CPU) for a metric that moves little within an epoch."""
+        alg = self.algorithm(hp)
+        steps = self.steps_per_epoch
+        gather_ahead = _nbytes(pool) <= EPOCH_GATHER_BYTES
+        step = self._step_body(alg, self.optimizer(alg), (lambda batch: batch) if gather_ahead
+                               else (lambda ids: _as_batch(pool, ids)))
+
+        def draw_epoch(rng):
+            rng, order_rng = jax.random.split(rng)
+            ids = self._epoch_order(order_rng, pool)
+            return rng, _as_batch(pool, ids) if gather_ahead else ids
+
+        def penalty_at_epoch_end(i, state):
+            return jax.lax.cond(i % steps == steps - 1, alg.penalty,
+                                lambda *args: _zeros(jax.eval_shape(alg.penalty, *args)),
+                                state.params, state.alg_state)
+
+        def body(carry, i):
+            state, epoch_xs = carry
+            rng, epoch_xs = jax.lax.cond(i % steps == 0, draw_epoch,
+                                         lambda rng: (rng, epoch_xs), state.rng)
+            x = jax.tree_util.tree_map(lambda a: a[i % steps], epoch_xs)
+            state, metrics = step(state._replace(rng=rng), x)
+            if alg.has_penalty:
+                metrics["penalty"] = penalty_at_epoch_end(i, state)
+            return (state, epoch_xs), metrics
+
+        no_epoch_yet = _zeros(jax.eval_shape(draw_epoch, state.rng)[1])
+        (state, _), metrics = jax.lax.scan(body, (state, no_epoch_yet),
+                                           jnp.arange(self.epochs_per_call * steps))
+        by_epoch = jax.tree_util.tree_map(
+            lambda a: a.reshape(self.epochs_per_call, steps, *a.shape[1:]), metrics)
+        penalties = by_epoch.pop("penalty", None)
+
+        def epoch_totals(metrics, penalty):
+            last = None if penalty is None else jax.tree_util.tree_map(lambda a: a[-1], penalty)
+            return epoch_means(_totals(metrics, last), self.skip_nonfinite)
+        return state, jax.vmap(epoch_totals)(by_epoch, penalties)
 
     def _chunk(self, state: RunState, batches: dict, hp: dict) -> tuple[RunState, dict]:
         """Steps over batches the host streamed in (``[K, B, ...]`` each): metric totals."""
