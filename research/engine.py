@@ -369,7 +369,7 @@ class Engine:
         (loss, aux), data_grads = jax.value_and_grad(alg.loss, has_aux=True)(
             state.params, state.alg_state, batch, self.apply_fn, step_rng)
         grads = data_grads
-        if alg.has_penalty:  # its value is left to _scan_steps: see there
+        if alg.has_penalty:  # its value is taken once an epoch: see _epochs
             penalty_grads = jax.grad(lambda p: alg.penalty(p, state.alg_state)[0])(state.params)
             grads = jax.tree_util.tree_map(jnp.add, data_grads, penalty_grads)
         grads = alg.grads(grads, state.params, state.alg_state, batch, self.apply_fn, step_rng)
@@ -394,15 +394,6 @@ class Engine:
                 batch = self.placement.constrain_batch(batch)
             return self._train_step(alg, opt, state, batch)
         return body
-
-    def _scan_steps(self, state: RunState, xs, batch_of: Callable, hp: dict
-                    ) -> tuple[RunState, dict]:
-        """Train steps over ``xs`` (``batch_of(x)`` is one step's batch): their totals."""
-        alg = self.algorithm(hp)
-        state, metrics = jax.lax.scan(self._step_body(alg, self.optimizer(alg), batch_of),
-                                      state, xs)
-        penalty = alg.penalty(state.params, state.alg_state) if alg.has_penalty else None
-        return state, _totals(metrics, penalty)
 
     def _epoch_order(self, rng: jax.Array, pool: Pool) -> jax.Array:
         """An epoch's ``[steps, batch]`` row ids: a seeded shuffle of the pool's real rows,
@@ -466,8 +457,13 @@ class Engine:
         return state, jax.vmap(epoch_totals)(by_epoch, penalties)
 
     def _chunk(self, state: RunState, batches: dict, hp: dict) -> tuple[RunState, dict]:
-        """Steps over batches the host streamed in (``[K, B, ...]`` each): metric totals."""
-        return self._scan_steps(state, batches, lambda batch: batch, hp)
+        """Steps over batches the host streamed in (``[K, B, ...]`` each): metric totals, the
+        penalty's value taken at the parameters the chunk ends with (see ``_epochs``)."""
+        alg = self.algorithm(hp)
+        step = self._step_body(alg, self.optimizer(alg), lambda batch: batch)
+        state, metrics = jax.lax.scan(step, state, batches)
+        penalty = alg.penalty(state.params, state.alg_state) if alg.has_penalty else None
+        return state, _totals(metrics, penalty)
 
     def _end_task(self, state: RunState, pool: Pool, hp: dict) -> RunState:
         rng, end_rng = jax.random.split(state.rng)
@@ -511,7 +507,7 @@ class Engine:
 
 
 def epoch_means(totals: dict, report_skipped: bool) -> dict:
-    """Per-step means over the kept steps from ``_scan_steps`` totals (of one or many scans)."""
+    """Per-step means over the kept steps from ``_totals`` (of one or many scans)."""
     kept = jnp.maximum(totals["kept_steps"], 1.0)
     means = {k: v / kept for k, v in totals.items() if k not in ("kept_steps", "skipped_steps")}
     return {**means, "skipped_steps": totals["skipped_steps"]} if report_skipped else means
