@@ -250,11 +250,13 @@ def _copies_in_loops(hlo: str) -> list[str]:
     return copies
 
 
-@pytest.mark.parametrize("algorithm", ["naive", "ewc", "lwf", "er"])
+@pytest.mark.parametrize("algorithm", ["naive", "ewc", "si", "lwf", "er"])
 def test_a_block_of_epochs_updates_the_weights_in_place(digits_config, algorithm):
     """Several epochs per call run as one loop over their steps: XLA then writes each
     step's new weights over the old ones. (Nested in a loop over epochs, it copied
-    every updated weight matrix in every step, a tenth of the MLP step on the CPU.)"""
+    every updated weight matrix in every step, a tenth of the MLP step on the CPU; SI's
+    hook, reading old and new weights, made it copy them until the engine handed it
+    the new ones recomputed apart.)"""
     digits_config.update(algorithm=algorithm, num_epochs=4, checkpoint_every_epochs=2,
                          hidden=(64, 64))
     run = train.build_run(digits_config)
