@@ -30,7 +30,8 @@ def test_mlp_step_flops_counts_the_products_the_step_computes():
 
 def test_round_ratios_pair_each_turn_with_the_peer_run_after_it():
     turns = [2000.0, 1000.0, 3000.0, 2500.0, 2400.0]  # our steps/s, turn by turn
-    peer = [{"seed": 1, "steady_steps_per_second": 500.0},
-            {"seed": 0, "steady_steps_per_second": 400.0},
-            {"seed": 7, "steady_steps_per_second": 100.0}]  # no turn 7: left out
-    assert measure.round_ratios(turns, peer) == [2.0, 5.0]
+    peer = [{"seed": 1, "later": 500.0, "all": 250.0},
+            {"seed": 0, "later": 400.0, "all": 200.0},
+            {"seed": 7, "later": 100.0, "all": 50.0}]  # no turn 7: left out
+    assert measure.round_ratios(turns, peer, "later") == [2.0, 5.0]
+    assert measure.round_ratios(turns, peer, "all") == [4.0, 10.0]

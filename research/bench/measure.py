@@ -195,11 +195,11 @@ def steady_rates_by_turn(configs: dict[str, ml_collections.ConfigDict], epochs: 
     return {name: [steps[name] / t for t in seconds] for name, seconds in turns.items()}
 
 
-def round_ratios(turns: list[float], peer_runs: list[dict]) -> list[float]:
-    """Our turn i's rate over the peer's run of seed i, which ``between_turns(i)`` ran right
-    after it: the ratio in each stretch of minutes, whose spread shows the machine's drift."""
-    return [turns[r["seed"]] / r["steady_steps_per_second"] for r in peer_runs
-            if r["seed"] < len(turns)]
+def round_ratios(turns: list[float], peer_runs: list[dict], rate: str) -> list[float]:
+    """Our turn i's rate over the peer's run of seed i (its figure ``rate``), which
+    ``between_turns(i)`` ran right after it: the ratio in each stretch of minutes, whose
+    spread shows the machine's drift."""
+    return [turns[r["seed"]] / r[rate] for r in peer_runs if r["seed"] < len(turns)]
 
 
 def bench_config(algorithm: str, epochs: int, seeds: int = 1, num_tasks: int = 5,
