@@ -107,20 +107,19 @@ def _mlp(hidden: int):
 
 def _steady_clock():
     """A plugin timing every training epoch but each experience's first (its warm-up), so
-    consolidation before and after an experience is left out: the steady-state step rate,
-    over every experience and over those after the first (where a method's penalty,
-    teacher or replay is live, as in our steady rate)."""
+    consolidation before and after an experience is left out: per experience, the
+    steady epochs' seconds and iterations (``rate`` over any of them)."""
     from avalanche.core import SupervisedPlugin
 
     class SteadyClock(SupervisedPlugin):
         def __init__(self):
             super().__init__()
-            self.seconds, self.iterations, self._epoch, self._tic = 0.0, 0, 0, 0.0
-            self.later_seconds, self.later_iterations, self._experience = 0.0, 0, -1
+            self.by_experience: list[list[float]] = []  # [seconds, iterations] each
+            self._epoch, self._tic, self._iters = 0, 0.0, 0
 
         def before_training_exp(self, strategy, **kwargs):
             self._epoch = 0
-            self._experience += 1
+            self.by_experience.append([0.0, 0])
 
         def before_training_epoch(self, strategy, **kwargs):
             self._tic, self._iters = time.perf_counter(), 0
@@ -130,13 +129,14 @@ def _steady_clock():
 
         def after_training_epoch(self, strategy, **kwargs):
             if self._epoch > 0:
-                seconds = time.perf_counter() - self._tic
-                self.seconds += seconds
-                self.iterations += self._iters
-                if self._experience > 0:
-                    self.later_seconds += seconds
-                    self.later_iterations += self._iters
+                self.by_experience[-1][0] += time.perf_counter() - self._tic
+                self.by_experience[-1][1] += self._iters
             self._epoch += 1
+
+        def rate(self, first: int = 0) -> float:
+            """Steady steps/s over the experiences from index ``first`` on."""
+            seconds = sum(s for s, _ in self.by_experience[first:])
+            return sum(i for _, i in self.by_experience[first:]) / max(seconds, 1e-9)
 
     return SteadyClock()
 
@@ -179,9 +179,9 @@ def run(name: str, epochs: int, batch: int, lr: float, hidden: int, threads: int
     accuracy = _class_il_accuracy(model, bench)
     return {"strategy": name, "seed": seed, "iterations": iterations, "train_seconds": seconds,
             "steps_per_second": iterations / seconds,
-            "steady_steps_per_second": clock.iterations / max(clock.seconds, 1e-9),
-            "steady_after_first_steps_per_second":
-                clock.later_iterations / max(clock.later_seconds, 1e-9),
+            "steady_steps_per_second": clock.rate(),
+            # where a method's penalty, teacher or replay is live, as in our steady rate
+            "steady_after_first_steps_per_second": clock.rate(first=1),
             "class_il_ACC": accuracy, "wall_seconds": time.perf_counter() - wall_start,
             "cpu_seconds": time.process_time() - cpu_start,
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
