@@ -3,7 +3,9 @@
   python -m scripts.bench --output=runs/bench [--torch_python=PYTHON]
 
 One run measures, on this machine and in this order: (1) float32 matmul
-FLOP/s and the fraction of it the MLP step reaches; (2) for naive/ewc/si/lwf/er
+FLOP/s and the fraction of it the MLP step reaches, and a minimal hand-written
+jitted scan of the same step, its turns taken right after naive's, as the floor
+the engine is compared with; (2) for naive/ewc/si/lwf/er
 on Split-Digits (MLP 2x400, batch 32, Adam, --epochs per task) the steady-state
 steps/s (the compiled epoch alone, after a first task's consolidation), and
 the end-to-end wall and CPU time, compile included, of their comparison at
@@ -89,26 +91,37 @@ def _machine() -> dict:
             "load_average": os.getloadavg()}
 
 
-def _step_efficiency(peak: float, steps_per_second: float, handwritten: float) -> dict:
+def _step_efficiency(peak: float, naive_turns: list[float], handwritten_turns: list[float]
+                     ) -> dict:
+    """Naive's step against the machine's matmul rate and against the hand-written loop,
+    whose turns ran beside naive's (turn i of each in the same minute)."""
     step = measure.mlp_step_flops(64, (400, 400), 10, 32)
+    ours, handwritten = float(np.median(naive_turns)), float(np.median(handwritten_turns))
+    by_turn = [a / b for a, b in zip(naive_turns, handwritten_turns, strict=True)]
     return {"matmul_flops_per_second": peak, "mlp_step_flops": step,
-            "mlp_step_flops_per_second": step * steps_per_second,
-            "fraction_of_matmul": step * steps_per_second / peak,
-            "handwritten_steps_per_second": handwritten,
+            "mlp_step_flops_per_second": step * ours,
+            "fraction_of_matmul": step * ours / peak,
+            "handwritten_steps_per_second": handwritten, "handwritten_turns": handwritten_turns,
             "handwritten_fraction_of_matmul": step * handwritten / peak,
-            "engine_over_handwritten": steps_per_second / handwritten}
+            "engine_over_handwritten": ours / handwritten,
+            "engine_over_handwritten_by_turn": [min(by_turn), max(by_turn)]}
 
 
-def _ours(methods: list[str], epochs: int, seeds: int, peer: _Avalanche) -> tuple[dict, dict]:
+def _ours(methods: list[str], epochs: int, seeds: int, peer: _Avalanche
+          ) -> tuple[dict, dict, list[float]]:
     """Per method: steady-state steps/s (the peer's rounds run between its turns) and its
-    figures in a comparison of every method at ``seeds`` seeds; and that comparison's
-    wall and CPU seconds end to end (compile included), from cold and rerun with its
+    figures in a comparison of every method at ``seeds`` seeds; that comparison's wall
+    and CPU seconds end to end (compile included), from cold and rerun with its
     programs in the persistent compilation cache (as a rerun or resume of scripts.compare
-    finds them in its workdir)."""
+    finds them in its workdir); and the hand-written loop's turns, each taken right
+    after naive's."""
     present, missing = measure.available_methods(methods)
-    turns = measure.steady_rates_by_turn(
-        {name: measure.bench_config(name, epochs) for name in present},
-        between_turns=peer.round)
+    workloads = {name: measure.engine_turn(measure.bench_config(name, epochs))
+                 for name in present}
+    if "naive" in workloads:  # the hand-written loop's turns follow naive's
+        workloads = dict(naive=workloads.pop("naive"), handwritten=measure.handwritten_loop(),
+                         **workloads)
+    turns = measure.steady_rates_by_turn(workloads, between_turns=peer.round)
     out: dict = {"missing": missing}
     config = measure.bench_config(present[0], epochs, seeds=seeds)
     engine.forget_compiled()  # the comparison compiles from cold, sharing what its methods share
@@ -120,7 +133,7 @@ def _ours(methods: list[str], epochs: int, seeds: int, peer: _Avalanche) -> tupl
         out[name] = {"steady_steps_per_second": float(np.median(turns[name])),
                      "steady_turns": turns[name], **figures[name]}
         print(name, json.dumps(out[name]), flush=True)
-    return out, whole
+    return out, whole, turns.get("handwritten", [])
 
 
 def _seeds(seeds: int, epochs: int) -> dict:
@@ -337,6 +350,20 @@ def _comparison_lines(comparison: dict, e2e: dict | None, seeds: int) -> list[st
     return lines
 
 
+def _efficiency_line(eff: dict) -> str:
+    if "skipped" in eff:
+        return f"the MLP step's share of it is not measured: {eff['skipped']}."
+    low, high = eff["engine_over_handwritten_by_turn"]
+    return (f"MLP 2x400 step {eff['mlp_step_flops'] / 1e6:.1f} MFLOP at naive's steps/s = "
+            f"{eff['mlp_step_flops_per_second'] / 1e9:.2f} GFLOP/s = "
+            f"{100 * eff['fraction_of_matmul']:.1f}% of matmul (target 50%). A hand-written "
+            f"jitted scan of the same step, its turns right after naive's: "
+            f"{eff['handwritten_steps_per_second']:.0f} steps/s "
+            f"({100 * eff['handwritten_fraction_of_matmul']:.1f}%); the engine runs at "
+            f"{eff['engine_over_handwritten']:.2f}x its rate ({low:.2f}-{high:.2f}x turn by "
+            f"turn).")
+
+
 def _markdown(result: dict) -> str:
     eff = result["step_efficiency"]
     lines = ["# Benchmark", "", f"Machine: {result['machine']['platform']}, "
@@ -344,13 +371,7 @@ def _markdown(result: dict) -> str:
              f"{result['machine']['cpu_count']} CPUs, jax {result['machine']['jax']}, load average "
              f"{', '.join(f'{x:.1f}' for x in result['machine']['load_average'])} at start.",
              "", f"Matmul (float32, 2048^2, best of 5): "
-             f"{eff['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s; MLP 2x400 step "
-             f"{eff['mlp_step_flops'] / 1e6:.1f} MFLOP at naive's steps/s = "
-             f"{eff['mlp_step_flops_per_second'] / 1e9:.2f} GFLOP/s = "
-             f"{100 * eff['fraction_of_matmul']:.1f}% of matmul (target 50%). A hand-written "
-             f"jitted scan of the same step: {eff['handwritten_steps_per_second']:.0f} steps/s "
-             f"({100 * eff['handwritten_fraction_of_matmul']:.1f}%); the engine runs at "
-             f"{eff['engine_over_handwritten']:.2f}x its rate.", ""]
+             f"{eff['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s; " + _efficiency_line(eff), ""]
     seeds_run = result["config"]["comparison_seeds"]
     rows = [[name, f"{r['steady_steps_per_second']:.0f}",
              f"{1e3 / r['steady_steps_per_second']:.3f}", f"{r['train_seconds']:.2f}",
@@ -408,11 +429,12 @@ def main(argv: list[str]) -> None:
     peak = measure.matmul_flops()
     peer = _Avalanche(_EPOCHS.value, _AVALANCHE.value, _COMPARISON_SEEDS.value,
                       _TORCH_THREADS.value)
-    result["ours"], result["comparison"] = _ours(
+    result["ours"], result["comparison"], handwritten_turns = _ours(
         _METHODS.value, _EPOCHS.value, _COMPARISON_SEEDS.value, peer)
-    naive_rate = result["ours"].get("naive", {}).get("steady_steps_per_second", 0.0)
-    result["step_efficiency"] = _step_efficiency(peak, naive_rate,
-                                                 measure.handwritten_steps_per_second())
+    result["step_efficiency"] = (
+        _step_efficiency(peak, result["ours"]["naive"]["steady_turns"], handwritten_turns)
+        if handwritten_turns else {"matmul_flops_per_second": peak,
+                                   "skipped": "naive is not among --methods"})
     result["seeds"] = _seeds(_SEEDS.value, _EPOCHS.value)
     result["memory"] = _memory_growth(min(_EPOCHS.value, 5))
     result["avalanche"] = peer.summary()

@@ -35,3 +35,16 @@ def test_round_ratios_pair_each_turn_with_the_peer_run_after_it():
             {"seed": 7, "later": 100.0, "all": 50.0}]  # no turn 7: left out
     assert measure.round_ratios(turns, peer, "later") == [2.0, 5.0]
     assert measure.round_ratios(turns, peer, "all") == [4.0, 10.0]
+
+
+def test_workloads_take_turns_with_the_peer_between_turns():
+    calls = []
+
+    def workload(name, rate):
+        return lambda: calls.append(name) or rate
+
+    turns = measure.steady_rates_by_turn(
+        {"naive": workload("naive", 3.0), "handwritten": workload("handwritten", 4.0)},
+        repeats=2, between_turns=lambda i: calls.append(f"peer {i}"))
+    assert calls == ["naive", "handwritten", "peer 0", "naive", "handwritten", "peer 1"]
+    assert turns == {"naive": [3.0, 3.0], "handwritten": [4.0, 4.0]}

@@ -34,12 +34,12 @@ def matmul_flops(size: int = 2048, repeats: int = 5) -> float:
     return 2.0 * size ** 3 / best
 
 
-def handwritten_steps_per_second(hidden: tuple[int, ...] = (400, 400), batch: int = 32,
-                                 steps: int = 2000, repeats: int = 5) -> float:
-    """Median-of-repeats steps/s (as the engine's steady rate is taken) of a minimal
-    hand-written jitted scan of the same MLP step (plain jnp, Adam 1e-3, digits rows),
-    compiled with the engine's optimizer and XLA options: the floor the engine is
-    compared with."""
+def handwritten_loop(hidden: tuple[int, ...] = (400, 400), batch: int = 32,
+                     steps: int = 2000) -> Callable[[], float]:
+    """A minimal hand-written jitted scan of the same MLP step (plain jnp, Adam 1e-3,
+    digits rows), compiled with the engine's optimizer and XLA options: the floor the
+    engine is compared with. Returns a turn: ``steps`` steps timed, as steps/s, so it
+    can take its turns beside the engine's (``steady_rates_by_turn``)."""
     import optax
     from sklearn.datasets import load_digits
 
@@ -71,13 +71,14 @@ def handwritten_steps_per_second(hidden: tuple[int, ...] = (400, 400), batch: in
     ids = jax.random.randint(jax.random.PRNGKey(1), (steps, batch), 0, x.shape[0])
     carry = (params, opt.init(params))
     run = jax.jit(run).lower(*carry, ids).compile(engine.compiler_options())  # as the engine's
-    carry = jax.block_until_ready(run(*carry, ids))
-    seconds = []
-    for _ in range(repeats):
+    carry = [jax.block_until_ready(run(*carry, ids))]  # warm
+
+    def turn() -> float:
         start = time.perf_counter()
-        carry = jax.block_until_ready(run(*carry, ids))
-        seconds.append(time.perf_counter() - start)
-    return steps / float(np.median(seconds))
+        carry[0] = jax.block_until_ready(run(*carry[0], ids))
+        return steps / (time.perf_counter() - start)
+
+    return turn
 
 
 def mlp_step_flops(in_dim: int, hidden: tuple[int, ...], classes: int, batch: int) -> float:
@@ -152,47 +153,51 @@ def persistent_compilation_cache(directory: str) -> Iterator[None]:
         compilation_cache.reset_cache()
 
 
-def steady_rates_by_turn(configs: dict[str, ml_collections.ConfigDict], epochs: int = 250,
-                         repeats: int = 5,
-                         between_turns: Callable[[int], None] | None = None
-                         ) -> dict[str, list[float]]:
-    """Train steps per second of each config's compiled epochs alone, after a first task's
-    consolidation (penalties, Fisher and buffers live); compile and end-of-task work left
-    out. Each timing is ``epochs`` epochs (2000 steps on Split-Digits), in the blocks of
-    epochs per call that the config's training runs (``train.epochs_per_call``); the methods take
-    turns ``repeats`` times, so a slow moment of a shared machine does not fall on one
-    method alone; the rate of every turn, in order (a method's typical rate is its
-    median turn, as Avalanche's steady rate is its mean over a whole run, not the best of
-    several). ``between_turns(i)`` runs after turn i (the peer library's runs, so that
-    both sides' figures come from the same minutes of a machine whose speed drifts)."""
+def engine_turn(config: ml_collections.ConfigDict, epochs: int = 250) -> Callable[[], float]:
+    """A turn of the config's compiled epochs alone, after a first task's consolidation
+    (penalties, Fisher and buffers live), on its second task: ``epochs`` epochs (2000
+    steps on Split-Digits) in the blocks of epochs per call its training runs
+    (``train.epochs_per_call``), timed as steps/s; compile and end-of-task work left out."""
     from research import train
 
-    live = {}
-    for name, config in configs.items():
-        run = train.build_run(config)
-        pool = lambda task, run=run: jax.tree_util.tree_map(jnp.asarray,
-                                                             run.data.train_pool(task))
-        first, second = pool(0), pool(1)
-        state, _ = run.eng.epochs(run.state, first, run.hp)
-        state = run.eng.end_task(state, first, run.hp)
-        state, metrics = run.eng.epochs(state, second, run.hp)  # warm
+    run = train.build_run(config)
+    pool = lambda task: jax.tree_util.tree_map(jnp.asarray, run.data.train_pool(task))
+    first, second = pool(0), pool(1)
+    state, _ = run.eng.epochs(run.state, first, run.hp)
+    state = run.eng.end_task(state, first, run.hp)
+    state, metrics = run.eng.epochs(state, second, run.hp)  # warm
+    live = [jax.block_until_ready(state)]
+    calls = max(epochs // run.eng.epochs_per_call, 1)
+    steps = calls * run.eng.epochs_per_call * run.eng.steps_per_epoch
+
+    def turn() -> float:
+        start = time.perf_counter()
+        state = live[0]
+        for _ in range(calls):
+            state, metrics = run.eng.epochs(state, second, run.hp)
+        live[0] = jax.block_until_ready(state)
         jax.block_until_ready(metrics)
-        live[name] = (run, state, second)
-    calls = {name: max(epochs // run.eng.epochs_per_call, 1) for name, (run, _, _) in live.items()}
-    turns: dict[str, list[float]] = {name: [] for name in configs}
+        return steps / (time.perf_counter() - start)
+
+    return turn
+
+
+def steady_rates_by_turn(workloads: dict[str, Callable[[], float]], repeats: int = 5,
+                         between_turns: Callable[[int], None] | None = None
+                         ) -> dict[str, list[float]]:
+    """The rate of every turn of each workload (``engine_turn``, ``handwritten_loop``),
+    in order: the workloads take turns ``repeats`` times, so a slow moment of a shared
+    machine does not fall on one alone (a workload's typical rate is its median turn,
+    as Avalanche's steady rate is its mean over a whole run, not the best of several).
+    ``between_turns(i)`` runs after turn i (the peer library's runs, so that both sides'
+    figures come from the same minutes of a machine whose speed drifts)."""
+    turns: dict[str, list[float]] = {name: [] for name in workloads}
     for turn in range(repeats):
-        for name, (run, state, pool) in live.items():
-            start = time.perf_counter()
-            for _ in range(calls[name]):
-                state, metrics = run.eng.epochs(state, pool, run.hp)
-            jax.block_until_ready((state, metrics))
-            turns[name].append(time.perf_counter() - start)
-            live[name] = (run, state, pool)
+        for name, workload in workloads.items():
+            turns[name].append(workload())
         if between_turns is not None:
             between_turns(turn)
-    steps = {name: calls[name] * run.eng.epochs_per_call * run.eng.steps_per_epoch
-             for name, (run, _, _) in live.items()}
-    return {name: [steps[name] / t for t in seconds] for name, seconds in turns.items()}
+    return turns
 
 
 def round_ratios(turns: list[float], peer_runs: list[dict], rate: str) -> list[float]:
