@@ -10,7 +10,7 @@ from concurrent import futures
 
 import ml_collections
 
-from research import config_check, report, train
+from research import config_check, host_memory, report, train
 
 METRICS = ("ACC", "BWT", "forgetting")
 
@@ -87,6 +87,7 @@ def compare(config: ml_collections.ConfigDict, algorithms: list[str], workdir: s
         upcoming = ahead.submit(train.build_run, configs[0])
         for i, run_config in enumerate(configs):
             start = time.perf_counter()
+            host_memory.reset_peak()  # each method's results report its own minutes' peak
             run = upcoming.result()
             if i + 1 < len(configs):  # built and compiled while this method trains
                 upcoming = ahead.submit(train.build_run, configs[i + 1])

@@ -12,7 +12,6 @@ import contextlib
 import json
 import math
 import os
-import resource
 import shutil
 import time
 from typing import Any, NamedTuple
@@ -24,7 +23,16 @@ import numpy as np
 
 import algorithms
 import models
-from research import checkpoint, config_check, distributed, host_stream, metrics, optim, report
+from research import (
+    checkpoint,
+    config_check,
+    distributed,
+    host_memory,
+    host_stream,
+    metrics,
+    optim,
+    report,
+)
 from research import engine as engine_lib
 from research.data import curriculum
 from research.data import load as data_load
@@ -210,8 +218,7 @@ class _Progress:
 
 def _peak_memory_bytes() -> dict:
     stats = jax.local_devices()[0].memory_stats() or {}
-    host = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"device": int(stats.get("peak_bytes_in_use", 0)), "host": int(host)}
+    return {"device": int(stats.get("peak_bytes_in_use", 0)), "host": host_memory.peak_bytes()}
 
 
 class Run(NamedTuple):
@@ -371,6 +378,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
     results = _results(config, grid, acc, random_init, rows, eng, train_seconds,
                        len(stages) * epochs * (stream or eng).steps_per_epoch)
+    results["state_bytes"] = sum(leaf.nbytes for leaf in jax.tree_util.tree_leaves(state))
     if routing is not None:
         runs_routing = [metrics.routing_summary(r) for r in routing]
         results["routing"] = {

@@ -150,8 +150,9 @@ def _seeds(seeds: int, epochs: int) -> dict:
 
 
 def _memory_growth(epochs: int) -> dict:
-    """Peak host memory of an ER run (its buffer is the state that could grow) at 2 vs 5 tasks."""
-    peaks = {}
+    """Peak host memory and training-state size of an ER run (its buffer is the state
+    that could grow) at 2 vs 5 tasks, each in a process of its own."""
+    peaks, states = {}, {}
     for tasks in (2, 5):
         with tempfile.TemporaryDirectory() as workdir:
             subprocess.run([sys.executable, "-m", "scripts.run",
@@ -161,9 +162,11 @@ def _memory_growth(epochs: int) -> dict:
                             f"--workdir={workdir}"], cwd=ROOT, check=True,
                            capture_output=True)
             with open(os.path.join(workdir, "results.json")) as f:
-                peaks[tasks] = json.load(f)["peak_memory_bytes"]
+                results = json.load(f)
+            peaks[tasks], states[tasks] = results["peak_memory_bytes"], results["state_bytes"]
     return {"er_2_tasks": peaks[2], "er_5_tasks": peaks[5],
-            "host_growth_ratio": peaks[5]["host"] / peaks[2]["host"]}
+            "host_growth_ratio": peaks[5]["host"] / peaks[2]["host"],
+            "state_bytes_2_tasks": states[2], "state_bytes_5_tasks": states[5]}
 
 
 def _torch_python() -> tuple[str | None, str]:
@@ -391,7 +394,9 @@ def _markdown(result: dict) -> str:
     mem = result["memory"]
     lines += [f"Peak host memory, ER: {mem['er_2_tasks']['host'] / 2**20:.0f} MiB at 2 tasks, "
               f"{mem['er_5_tasks']['host'] / 2**20:.0f} MiB at 5 (ratio "
-              f"{mem['host_growth_ratio']:.2f}).", ""]
+              f"{mem['host_growth_ratio']:.2f}); its training state, buffer included: "
+              f"{mem['state_bytes_2_tasks'] / 2**20:.2f} MiB at 2 tasks, "
+              f"{mem['state_bytes_5_tasks'] / 2**20:.2f} MiB at 5.", ""]
     ratios = result["ratios"]
     if ratios["steady"]:
         target = lambda v: "-" if v["target"] is None else f"{v['target']:.0f}x"

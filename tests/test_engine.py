@@ -22,7 +22,7 @@ def test_results_json_schema(digits_config, tmp_path):
     results = _run(digits_config, tmp_path)
     on_disk = json.loads((tmp_path / "results.json").read_text())
     for key in ("config", "class_il", "task_il", "train_seconds", "compile_seconds",
-                "num_compiles", "steps"):
+                "num_compiles", "steps", "state_bytes", "peak_memory_bytes"):
         assert key in on_disk
     for key in ("class_il", "task_il"):
         for figure in ("accuracy_matrix", "ACC", "BWT", "FWT", "forgetting"):
@@ -37,13 +37,17 @@ def test_results_json_schema(digits_config, tmp_path):
     assert len(rows) == 5 * 2 and {"task", "epoch", "loss", "seed"} <= set(rows[0])
 
 
-def test_compiles_do_not_grow_with_tasks(digits_config, tmp_path):
-    counts = []
+def test_compiles_and_state_do_not_grow_with_tasks(digits_config, tmp_path):
+    digits_config.algorithm = "er"  # its replay buffer is the state that could grow
+    counts, sizes = [], []
     for num_tasks in (2, 5):
         digits_config.num_tasks = num_tasks
-        counts.append(_run(digits_config, tmp_path / str(num_tasks))["num_compiles"])
+        results = _run(digits_config, tmp_path / str(num_tasks))
+        counts.append(results["num_compiles"])
+        sizes.append(results["state_bytes"])
     # init_params, init_state, reset_optimizer, epochs, end_task, evaluate
     assert counts[0] == counts[1] == 6
+    assert sizes[0] == sizes[1] > 0
 
 
 def test_methods_on_one_model_share_parameter_init_and_evaluation(digits_config):

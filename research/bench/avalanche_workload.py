@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 import warnings
 
@@ -184,7 +183,6 @@ def run(name: str, epochs: int, batch: int, lr: float, hidden: int, threads: int
             "steady_after_first_steps_per_second": clock.rate(first=1),
             "class_il_ACC": accuracy, "wall_seconds": time.perf_counter() - wall_start,
             "cpu_seconds": time.process_time() - cpu_start,
-            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 

@@ -217,7 +217,3 @@ def bench_config(algorithm: str, epochs: int, seeds: int = 1, num_tasks: int = 5
                   num_tasks=num_tasks, progress=False, plots=False,
                   checkpoint_every_epochs=max(epochs, 1))
     return config
-
-
-def live_device_bytes() -> int:
-    return int(sum(np.prod(a.shape) * a.dtype.itemsize for a in jax.live_arrays()))
