@@ -384,7 +384,9 @@ def _markdown(result: dict) -> str:
             for name, r in result["ours"].items() if name != "missing"]
     lines += [report.markdown_table(
         ["method", "steady steps/s", "ms/step", f"train s ({seeds_run} seeds)", "compile s",
-         "wall s (in the comparison)", "class-IL ACC", "peak RSS MiB"], rows), ""]
+         "wall s (in the comparison)", "class-IL ACC", "peak RSS MiB (bench process)"], rows),
+              "", "Peak RSS is this process's while the method ran in the comparison, the "
+              "engines of the steady-state turns still in it; ER's alone is below.", ""]
     if result["ours"]["missing"]:
         lines += [f"Skipped (no algorithms/ file): {', '.join(result['ours']['missing'])}", ""]
     seeds = result["seeds"]
