@@ -223,7 +223,8 @@ def _as_batch(pool: Pool, ids: jax.Array) -> base.Batch:
 EPOCH_GATHER_BYTES = 64 << 20
 
 
-def _nbytes(tree) -> int:
+def tree_nbytes(tree: Any) -> int:
+    """The bytes of every array in ``tree``."""
     return sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree_util.tree_leaves(tree))
 
 
@@ -432,7 +433,7 @@ class Engine:
         EWC step on the CPU) for a metric that moves little within an epoch."""
         alg = self.algorithm(hp)
         steps = self.steps_per_epoch
-        gather_ahead = _nbytes(pool) <= EPOCH_GATHER_BYTES
+        gather_ahead = tree_nbytes(pool) <= EPOCH_GATHER_BYTES
         step = self._step_body(alg, self.optimizer(alg), (lambda batch: batch) if gather_ahead
                                else (lambda ids: _as_batch(pool, ids)))
 

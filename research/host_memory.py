@@ -12,13 +12,11 @@ from __future__ import annotations
 import resource
 import sys
 
-_STATUS = "/proc/self/status"
-
 
 def peak_bytes() -> int:
     """The peak resident set size since the process started (or since ``reset_peak``)."""
     try:
-        with open(_STATUS) as status:
+        with open("/proc/self/status") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) * 1024  # reported in kB

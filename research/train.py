@@ -378,7 +378,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
     results = _results(config, grid, acc, random_init, rows, eng, train_seconds,
                        len(stages) * epochs * (stream or eng).steps_per_epoch)
-    results["state_bytes"] = sum(leaf.nbytes for leaf in jax.tree_util.tree_leaves(state))
+    results["state_bytes"] = engine_lib.tree_nbytes(state)
     if routing is not None:
         runs_routing = [metrics.routing_summary(r) for r in routing]
         results["routing"] = {

@@ -71,11 +71,12 @@ def handwritten_loop(hidden: tuple[int, ...] = (400, 400), batch: int = 32,
     ids = jax.random.randint(jax.random.PRNGKey(1), (steps, batch), 0, x.shape[0])
     carry = (params, opt.init(params))
     run = jax.jit(run).lower(*carry, ids).compile(engine.compiler_options())  # as the engine's
-    carry = [jax.block_until_ready(run(*carry, ids))]  # warm
+    carry = jax.block_until_ready(run(*carry, ids))  # warm
 
     def turn() -> float:
+        nonlocal carry
         start = time.perf_counter()
-        carry[0] = jax.block_until_ready(run(*carry[0], ids))
+        carry = jax.block_until_ready(run(*carry, ids))
         return steps / (time.perf_counter() - start)
 
     return turn
@@ -165,18 +166,16 @@ def engine_turn(config: ml_collections.ConfigDict, epochs: int = 250) -> Callabl
     first, second = pool(0), pool(1)
     state, _ = run.eng.epochs(run.state, first, run.hp)
     state = run.eng.end_task(state, first, run.hp)
-    state, metrics = run.eng.epochs(state, second, run.hp)  # warm
-    live = [jax.block_until_ready(state)]
+    state = jax.block_until_ready(run.eng.epochs(state, second, run.hp))[0]  # warm
     calls = max(epochs // run.eng.epochs_per_call, 1)
     steps = calls * run.eng.epochs_per_call * run.eng.steps_per_epoch
 
     def turn() -> float:
+        nonlocal state
         start = time.perf_counter()
-        state = live[0]
         for _ in range(calls):
             state, metrics = run.eng.epochs(state, second, run.hp)
-        live[0] = jax.block_until_ready(state)
-        jax.block_until_ready(metrics)
+        state, _ = jax.block_until_ready((state, metrics))
         return steps / (time.perf_counter() - start)
 
     return turn
