@@ -19,6 +19,7 @@ minutes): its steady-state steps/s (epochs after each experience's first, over t
 experiences after the first, as ours is taken on the second task),
 the wall and CPU time of the same comparison and its ACC, and the ratios, with
 their spread over those rounds;
+on a GPU the PyTorch references run on the same GPU (--peer_device);
 (4) our full fine-tuning step of MiniLM (scripts.bench_text_step) and, when
 --torch_text_python (or --torch_python) has torch and transformers, the
 PyTorch BertForSequenceClassification step on the same weights, each in
@@ -58,20 +59,47 @@ _TORCH_PYTHON = flags.DEFINE_string(
 _AVALANCHE = flags.DEFINE_list("avalanche", ["naive", "ewc", "si", "lwf", "replay"],
                                "Avalanche strategies (replay is compared with our er).")
 _TEXT_STEP = flags.DEFINE_bool("text_step", True, "Include scripts.bench_text_step's figures.")
+_PEER_DEVICE = flags.DEFINE_enum(
+    "peer_device", "auto", ["auto", "cpu", "cuda"], "Where the PyTorch references run; auto: "
+    "the device JAX computes on (cuda on a GPU), none on a TPU, so each ratio compares "
+    "the same hardware.")
 _TORCH_TEXT_PYTHON = flags.DEFINE_string(
     "torch_text_python", None, "Interpreter with torch + transformers for the text step's "
     "PyTorch reference (default: --torch_python).")
 flags.mark_flag_as_required("output")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OURS_FOR = {"naive": "naive", "ewc": "ewc", "si": "si", "replay": "er", "lwf": "lwf"}
-TARGETS = {"naive": 4.0, "ewc": 8.0, "si": 8.0, "replay": 5.0}
+OURS_FOR = {"naive": "naive", "ewc": "ewc", "si": "si", "lwf": "lwf", "replay": "er"}
+# The issue's targets on the 2-core CPU, and on a GPU, against the peer on the same GPU.
+TARGETS = {"cpu": {"naive": 4.0, "ewc": 8.0, "si": 8.0, "replay": 5.0},
+           "gpu": {"naive": 20.0, "ewc": 20.0, "si": 20.0, "lwf": 20.0, "replay": 20.0}}
 # The peer's steady rate over the experiences after the first: ours is taken on the
 # second task, with the method's penalty, teacher or replay live; over every
 # experience the peer's would count its first, where they are not (no Fisher, no
 # teacher, an empty buffer), and its replay trains on half as many rows there.
 PEER_RATE = "steady_after_first_steps_per_second"
-END_TO_END_TARGET = 4.0
+END_TO_END_TARGET = {"cpu": 4.0}
+# torch's float32 matmul precision matching JAX's default on the backend: JAX's float32
+# dots may use TF32 on a recent NVIDIA GPU, torch's by default do not.
+TORCH_MATMUL_PRECISION = {"cpu": "highest", "gpu": "high"}
+
+
+def peer_device(backend: str, requested: str) -> tuple[str | None, str]:
+    """The torch device of the references for JAX's ``backend``, or None and why: the
+    ratios compare the two libraries on the same hardware."""
+    if requested != "auto":
+        return requested, ""
+    device = {"cpu": "cpu", "gpu": "cuda"}.get(backend)
+    if device is None:
+        return None, (f"PyTorch has no {backend} device here to run the same workload on; "
+                      "pass --peer_device to compare with another device anyway")
+    return device, ""
+
+
+def _torch_device_args(device: str) -> list[str]:
+    backend = "gpu" if device == "cuda" else "cpu"
+    return [f"--device={device}",
+            f"--float32_matmul_precision={TORCH_MATMUL_PRECISION[backend]}"]
 
 
 def _cpu_model() -> str:
@@ -87,6 +115,7 @@ def _cpu_model() -> str:
 def _machine() -> dict:
     return {"platform": platform.platform(), "cpu_model": _cpu_model(),
             "cpu_count": os.cpu_count(),
+            "backend": jax.default_backend(),
             "devices": [str(d) for d in jax.devices()], "jax": jax.__version__,
             "load_average": os.getloadavg()}
 
@@ -98,7 +127,7 @@ def _step_efficiency(peak: float, naive_turns: list[float], handwritten_turns: l
     step = measure.mlp_step_flops(64, (400, 400), 10, 32)
     ours, handwritten = float(np.median(naive_turns)), float(np.median(handwritten_turns))
     by_turn = [a / b for a, b in zip(naive_turns, handwritten_turns, strict=True)]
-    return {"matmul_flops_per_second": peak, "mlp_step_flops": step,
+    return {"mlp_step_flops": step,
             "mlp_step_flops_per_second": step * ours,
             "fraction_of_matmul": step * ours / peak,
             "handwritten_steps_per_second": handwritten, "handwritten_turns": handwritten_turns,
@@ -183,11 +212,14 @@ class _Avalanche:
     between our steady-state turns (``round``), so both sides of each ratio are timed in
     the same minutes of a machine whose speed drifts."""
 
-    def __init__(self, epochs: int, strategies: list[str], seeds: int, threads: int):
-        self.python, self.skipped = _torch_python()
+    def __init__(self, epochs: int, strategies: list[str], seeds: int, threads: int,
+                 device: tuple[str | None, str]):
+        self.device = device[0]
+        self.python, self.skipped = (None, device[1]) if self.device is None else _torch_python()
         self.args = [os.path.join(ROOT, "research", "bench", "avalanche_workload.py"),
                      f"--epochs={epochs}", f"--threads={threads}",
-                     f"--strategies={','.join(strategies)}", "--seeds=1"]
+                     f"--strategies={','.join(strategies)}", "--seeds=1",
+                     *_torch_device_args(self.device or "cpu")]
         self.strategies, self.seeds = strategies, seeds
         self.done: set[int] = set()
         self.rows: list[dict] = []
@@ -215,7 +247,8 @@ class _Avalanche:
             return {"skipped": self.skipped}
         for seed in range(self.seeds):
             self.round(seed)
-        out: dict = {"process_wall_seconds": self.process_wall_seconds}
+        out: dict = {"process_wall_seconds": self.process_wall_seconds,
+                     "device": self.rows[0]["device"] if self.rows else self.device}
         for name in self.strategies:
             mine = [r for r in self.rows if r["strategy"] == name]
             if mine:
@@ -237,25 +270,27 @@ def _last_error(proc: subprocess.CompletedProcess) -> str:
 TEXT_STEP_DTYPES = ("float32", "bfloat16")
 
 
-def _text_step(torch_python: str | None, dtype: str) -> dict:
+def _text_step(torch_python: str | None, dtype: str, device: tuple[str | None, str]) -> dict:
     """Our full fine-tuning step (scripts.bench_text_step) computing in ``dtype`` and, when
     ``torch_python`` has torch and transformers, the BertForSequenceClassification step
-    on the same weights (autocast to bfloat16 for our bfloat16)."""
+    on the same weights on ``device`` (autocast to bfloat16 for our bfloat16)."""
     proc = subprocess.run([sys.executable, "-m", "scripts.bench_text_step",
                            f"--compute_dtype={dtype}"], cwd=ROOT, capture_output=True, text=True)
     if proc.returncode:
         return {"skipped": "bench_text_step failed: " + _last_error(proc)}
     lines = proc.stdout.strip().splitlines()
     out: dict = {"output": lines[:-1], "ours": json.loads(lines[-1])}
-    if torch_python is None:
-        out["torch"] = {"skipped": "no --torch_text_python or --torch_python given"}
+    if torch_python is None or device[0] is None:
+        out["torch"] = {"skipped": device[1] or "no --torch_text_python or --torch_python given"}
         return out
     from models.text.load import MINILM, resolve_model_dir
 
     script = os.path.join(ROOT, "research", "bench", "torch_text_step.py")
     autocast = ["--bfloat16"] if dtype == "bfloat16" else []
     ref = subprocess.run([torch_python, script, f"--model_dir={resolve_model_dir(MINILM)}",
-                          *autocast], capture_output=True, text=True, cwd=tempfile.gettempdir())
+                          f"--matmul_size={measure.matmul_size()}", *autocast,
+                          *_torch_device_args(device[0])],
+                         capture_output=True, text=True, cwd=tempfile.gettempdir())
     if ref.returncode:
         out["torch"] = {"skipped": "torch_text_step failed: " + _last_error(ref)}
         return out
@@ -267,14 +302,15 @@ def _text_step(torch_python: str | None, dtype: str) -> dict:
     return out
 
 
-def _ratios(ours: dict, peer: dict, comparison: dict) -> dict:
-    """Steady-state step-rate ratios per method, and the whole comparison end to end."""
+def _ratios(ours: dict, peer: dict, comparison: dict, backend: str) -> dict:
+    """Steady-state step-rate ratios per method, and the whole comparison end to end, with
+    the targets on this backend."""
     out: dict = {"steady": {}}
-    for name in _AVALANCHE.value:
+    for name in OURS_FOR:
         mine = ours.get(OURS_FOR[name])
         if mine and name in peer:
             ratio = mine["steady_steps_per_second"] / peer[name][PEER_RATE]
-            target = TARGETS.get(name)
+            target = TARGETS.get(backend, {}).get(name)
             out["steady"][name] = {
                 "ours_steps_per_second": mine["steady_steps_per_second"],
                 "avalanche_steps_per_second": peer[name][PEER_RATE],
@@ -284,16 +320,17 @@ def _ratios(ours: dict, peer: dict, comparison: dict) -> dict:
                                                      PEER_RATE),
                 "met": None if target is None else ratio >= target,
                 "ours_ACC": mine.get("class_il_ACC"), "avalanche_ACC": peer[name]["class_il_ACC"]}
-    both = [n for n in _AVALANCHE.value if OURS_FOR[n] in ours and n in peer]
+    both = [n for n in OURS_FOR if OURS_FOR[n] in ours and n in peer]
     if both:
         compared = {OURS_FOR[n] for n in both} == {k for k in ours if k != "missing"}
         mine = (comparison["wall_seconds"] if compared
                 else sum(ours[OURS_FOR[n]]["wall_seconds"] for n in both))
         theirs = sum(peer[n]["wall_seconds"] for n in both)
+        target = END_TO_END_TARGET.get(backend)
         out["end_to_end"] = {"methods": both, "ours_wall_seconds": mine,
                              "avalanche_wall_seconds": theirs, "ratio": theirs / mine,
-                             "target": END_TO_END_TARGET,
-                             "met": theirs / mine >= END_TO_END_TARGET}
+                             "target": target,
+                             "met": None if target is None else theirs / mine >= target}
         runs = [r for n in both for r in peer[n]["runs"]]
         if compared and all("cpu_seconds" in r for r in runs):
             out["end_to_end"].update(ours_cpu_seconds=comparison["cpu_seconds"],
@@ -301,7 +338,7 @@ def _ratios(ours: dict, peer: dict, comparison: dict) -> dict:
     return out
 
 
-def _text_step_lines(dtype: str, text: dict, eff: dict) -> list[str]:
+def _text_step_lines(dtype: str, text: dict, eff: dict, backend: str) -> list[str]:
     """The text step's paragraph for one compute dtype."""
     lines = [f"Text step, {dtype}: " + (" / ".join(text["output"]) if "output" in text
                                          else text["skipped"]), ""]
@@ -313,11 +350,13 @@ def _text_step_lines(dtype: str, text: dict, eff: dict) -> list[str]:
                   f"step median {1e3 * ref['step_seconds_median']:.0f} ms; ours "
                   f"{1e3 * text['ours']['step_seconds_median']:.0f} ms as the engine trains "
                   f"({text['ours']['steps_per_call']} steps per call): {text['speedup']:.2f}x "
-                  f"(target 1.0x on CPU); one step per call "
+                  f"{'(target 1.0x on CPU)' if backend == 'cpu' else '(no target here)'}; "
+                  "one step per call "
                   f"{1e3 * text['ours']['one_step_per_call']['step_seconds_median']:.0f} ms: "
                   f"{text['speedup_one_step_per_call']:.2f}x.", ""]
         if dtype == "float32" and "matmul_flops_per_second" in ref:  # the libraries' rates
-            lines += [f"Float32 matmul (2048^2, best of 5) on this CPU: PyTorch "
+            lines += [f"Float32 matmul ({eff['matmul_size']}^2, best of 5) on {ref['device']}: "
+                      f"PyTorch ({ref['float32_matmul_precision']} precision) "
                       f"{ref['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s, XLA "
                       f"{eff['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s.", ""]
     elif "torch" in text:
@@ -344,8 +383,9 @@ def _comparison_lines(comparison: dict, e2e: dict | None, seeds: int) -> list[st
     if e2e is not None:
         line = (f"End to end, {len(e2e['methods'])} methods x {seeds} seeds, compile "
                 f"included: ours {e2e['ours_wall_seconds']:.1f} s, Avalanche "
-                f"{e2e['avalanche_wall_seconds']:.1f} s: {e2e['ratio']:.2f}x (target "
-                f"{e2e['target']:.0f}x).")
+                f"{e2e['avalanche_wall_seconds']:.1f} s: {e2e['ratio']:.2f}x "
+                + ("(no target here)." if e2e["target"] is None
+                   else f"(target {e2e['target']:.0f}x)."))
         if "avalanche_cpu_seconds" in e2e:
             line += (" Avalanche's CPU time (every thread): "
                      f"{_cores(e2e['avalanche_cpu_seconds'], e2e['avalanche_wall_seconds'])}.")
@@ -353,13 +393,14 @@ def _comparison_lines(comparison: dict, e2e: dict | None, seeds: int) -> list[st
     return lines
 
 
-def _efficiency_line(eff: dict) -> str:
+def _efficiency_line(eff: dict, backend: str) -> str:
     if "skipped" in eff:
         return f"the MLP step's share of it is not measured: {eff['skipped']}."
     low, high = eff["engine_over_handwritten_by_turn"]
     return (f"MLP 2x400 step {eff['mlp_step_flops'] / 1e6:.1f} MFLOP at naive's steps/s = "
             f"{eff['mlp_step_flops_per_second'] / 1e9:.2f} GFLOP/s = "
-            f"{100 * eff['fraction_of_matmul']:.1f}% of matmul (target 50%). A hand-written "
+            f"{100 * eff['fraction_of_matmul']:.1f}% of matmul "
+            f"{'(target 50%)' if backend == 'cpu' else '(no target here)'}. A hand-written "
             f"jitted scan of the same step, its turns right after naive's: "
             f"{eff['handwritten_steps_per_second']:.0f} steps/s "
             f"({100 * eff['handwritten_fraction_of_matmul']:.1f}%); the engine runs at "
@@ -368,13 +409,15 @@ def _efficiency_line(eff: dict) -> str:
 
 
 def _markdown(result: dict) -> str:
-    eff = result["step_efficiency"]
-    lines = ["# Benchmark", "", f"Machine: {result['machine']['platform']}, "
-             f"{result['machine']['cpu_model']}, "
-             f"{result['machine']['cpu_count']} CPUs, jax {result['machine']['jax']}, load average "
-             f"{', '.join(f'{x:.1f}' for x in result['machine']['load_average'])} at start.",
-             "", f"Matmul (float32, 2048^2, best of 5): "
-             f"{eff['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s; " + _efficiency_line(eff), ""]
+    eff, machine = result["step_efficiency"], result["machine"]
+    backend = machine["backend"]
+    lines = ["# Benchmark", "", f"Machine: {machine['platform']}, {machine['cpu_model']}, "
+             f"{machine['cpu_count']} CPUs, jax {machine['jax']} computing on "
+             f"{len(machine['devices'])} {backend} device(s) ({machine['devices'][0]}), load "
+             f"average {', '.join(f'{x:.1f}' for x in machine['load_average'])} at start.",
+             "", f"Matmul (float32 inputs at JAX's default precision, {eff['matmul_size']}^2, "
+             f"best of 5): {eff['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s; "
+             + _efficiency_line(eff, backend), ""]
     seeds_run = result["config"]["comparison_seeds"]
     rows = [[name, f"{r['steady_steps_per_second']:.0f}",
              f"{1e3 / r['steady_steps_per_second']:.3f}", f"{r['train_seconds']:.2f}",
@@ -413,12 +456,13 @@ def _markdown(result: dict) -> str:
             "Avalanche's over experiences 2 to 5), where each method's penalty, teacher or "
             "replay is live; Avalanche over every task, its first included, for reference. "
             "Per round: the lowest and highest of our turn i over Avalanche's seed-i run, "
-            "taken right after it (the machine's drift within this bench).", ""]
+            "taken right after it (the machine's drift within this bench). Avalanche ran on "
+            f"{result['avalanche']['device']}.", ""]
     lines += _comparison_lines(result["comparison"], ratios.get("end_to_end"), seeds_run)
     if not ratios["steady"]:
         lines += [f"Avalanche: {json.dumps(result['avalanche'])}", ""]
     for dtype, text in result["text_step"].items():
-        lines += _text_step_lines(dtype, text, eff)
+        lines += _text_step_lines(dtype, text, eff, backend)
     return "\n".join(lines)
 
 
@@ -433,22 +477,25 @@ def main(argv: list[str]) -> None:
                                "comparison_seeds": _COMPARISON_SEEDS.value,
                                "torch_threads": _TORCH_THREADS.value,
                                "model": "mlp 2x400", "batch_size": 32, "optimizer": "adam 1e-3"}}
-    peak = measure.matmul_flops()
+    backend = jax.default_backend()
+    device = peer_device(backend, _PEER_DEVICE.value)
+    matmul = {"matmul_flops_per_second": measure.matmul_flops(),
+              "matmul_size": measure.matmul_size()}
     peer = _Avalanche(_EPOCHS.value, _AVALANCHE.value, _COMPARISON_SEEDS.value,
-                      _TORCH_THREADS.value)
+                      _TORCH_THREADS.value, device)
     result["ours"], result["comparison"], handwritten_turns = _ours(
         _METHODS.value, _EPOCHS.value, _COMPARISON_SEEDS.value, peer)
-    result["step_efficiency"] = (
-        _step_efficiency(peak, result["ours"]["naive"]["steady_turns"], handwritten_turns)
-        if handwritten_turns else {"matmul_flops_per_second": peak,
-                                   "skipped": "naive is not among --methods"})
+    result["step_efficiency"] = {**matmul, **(
+        _step_efficiency(matmul["matmul_flops_per_second"],
+                         result["ours"]["naive"]["steady_turns"], handwritten_turns)
+        if handwritten_turns else {"skipped": "naive is not among --methods"})}
     result["seeds"] = _seeds(_SEEDS.value, _EPOCHS.value)
     result["memory"] = _memory_growth(min(_EPOCHS.value, 5))
     result["avalanche"] = peer.summary()
-    result["ratios"] = _ratios(result["ours"], result["avalanche"],
-                               result["comparison"])
+    result["ratios"] = _ratios(result["ours"], result["avalanche"], result["comparison"],
+                               backend)
     result["text_step"] = {
-        dtype: (_text_step(_TORCH_TEXT_PYTHON.value or _TORCH_PYTHON.value, dtype)
+        dtype: (_text_step(_TORCH_TEXT_PYTHON.value or _TORCH_PYTHON.value, dtype, device)
                 if _TEXT_STEP.value else {"skipped": "--notext_step"})
         for dtype in TEXT_STEP_DTYPES}
     result["bench_seconds"] = time.perf_counter() - start

@@ -3,14 +3,15 @@
 Run by scripts.bench under an interpreter that has torch and avalanche-lib
 (possibly another virtual environment, so this file imports neither jax nor
 our packages): the same 8x8 digits, 70/30 stratified split, 5 tasks of 2
-classes, MLP 2x400, batch 32, Adam 1e-3, the same epochs per task. Prints
-one JSON line per strategy and seed: wall and train seconds, steps/s overall
-and in steady state (over every experience, and over those after the first),
-and the final class-IL accuracy. (Avalanche's LwF reads
+classes, MLP 2x400, batch 32, Adam 1e-3, the same epochs per task, on
+--device (``cuda`` on a GPU machine, where the clocks wait for the device's
+queue). Prints one JSON line per strategy and seed: wall and train seconds,
+steps/s overall and in steady state (over every experience, and over those
+after the first), and the final class-IL accuracy. (Avalanche's LwF reads
 task labels, so the datasets carry task label 0.)
 
   python research/bench/avalanche_workload.py --epochs=50 --strategies=naive,ewc --seeds=3 \
-      [--first_seed=0]
+      [--first_seed=0] [--device=cuda]
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import argparse
 import json
 import time
 import warnings
+from collections.abc import Callable
+
+import torch_device  # this file's sibling: the scripts run as files, under torch's interpreter
 
 
 def _torchvision_without_its_kernels() -> None:
@@ -76,14 +80,14 @@ def _stream(seed: int, num_tasks: int):
     return benchmark_from_datasets(train=train, test=test)
 
 
-def _strategy(name: str, model, epochs: int, batch: int, lr: float, plugins: list):
+def _strategy(name: str, model, epochs: int, batch: int, lr: float, plugins: list, device):
     import torch
     from avalanche.training import supervised
 
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     common = dict(model=model, optimizer=opt, criterion=torch.nn.CrossEntropyLoss(),
                   train_mb_size=batch, train_epochs=epochs, eval_mb_size=256,
-                  device="cpu", evaluator=None, plugins=plugins)
+                  device=device, evaluator=None, plugins=plugins)
     if name == "naive":
         return supervised.Naive(**common)
     if name == "ewc":
@@ -104,10 +108,11 @@ def _mlp(hidden: int):
                                torch.nn.Linear(hidden, 10))
 
 
-def _steady_clock():
+def _steady_clock(sync: Callable[[], None]):
     """A plugin timing every training epoch but each experience's first (its warm-up), so
     consolidation before and after an experience is left out: per experience, the
-    steady epochs' seconds and iterations (``rate`` over any of them)."""
+    steady epochs' seconds and iterations (``rate`` over any of them). ``sync`` waits for
+    the device before each clock read."""
     from avalanche.core import SupervisedPlugin
 
     class SteadyClock(SupervisedPlugin):
@@ -121,12 +126,14 @@ def _steady_clock():
             self.by_experience.append([0.0, 0])
 
         def before_training_epoch(self, strategy, **kwargs):
+            sync()
             self._tic, self._iters = time.perf_counter(), 0
 
         def after_training_iteration(self, strategy, **kwargs):
             self._iters += 1
 
         def after_training_epoch(self, strategy, **kwargs):
+            sync()
             if self._epoch > 0:
                 self.by_experience[-1][0] += time.perf_counter() - self._tic
                 self.by_experience[-1][1] += self._iters
@@ -140,7 +147,7 @@ def _steady_clock():
     return SteadyClock()
 
 
-def _class_il_accuracy(model, bench) -> float:
+def _class_il_accuracy(model, bench, device) -> float:
     """Mean over tasks of the test accuracy over all 10 classes (class-IL ACC)."""
     import torch
 
@@ -150,11 +157,12 @@ def _class_il_accuracy(model, bench) -> float:
         for experience in bench.test_stream:
             x = torch.stack([experience.dataset[i][0] for i in range(len(experience.dataset))])
             y = torch.tensor([experience.dataset[i][1] for i in range(len(experience.dataset))])
+            x, y = x.to(device), y.to(device)
             accs.append(float((model(x).argmax(-1) == y).float().mean()))
     return sum(accs) / len(accs)
 
 
-def run(name: str, epochs: int, batch: int, lr: float, hidden: int, threads: int,
+def run(name: str, epochs: int, batch: int, lr: float, hidden: int, threads: int, device,
         seed: int = 0) -> dict:
     """Trains one strategy over the stream: wall time of the whole run (stream, training,
     evaluation) and the CPU time it took (every thread's), time inside train() calls, and
@@ -165,17 +173,19 @@ def run(name: str, epochs: int, batch: int, lr: float, hidden: int, threads: int
     torch.manual_seed(seed)
     if threads:
         torch.set_num_threads(threads)
+    sync = torch_device.synchronizer(device)
     bench = _stream(seed, 5)
     model = _mlp(hidden)
-    clock = _steady_clock()
-    strategy = _strategy(name, model, epochs, batch, lr, [clock])
+    clock = _steady_clock(sync)
+    strategy = _strategy(name, model, epochs, batch, lr, [clock], device)
     iterations, seconds = 0, 0.0
     for experience in bench.train_stream:
         start = time.perf_counter()
         strategy.train(experience)
+        sync()
         seconds += time.perf_counter() - start
         iterations += epochs * -(-len(experience.dataset) // batch)
-    accuracy = _class_il_accuracy(model, bench)
+    accuracy = _class_il_accuracy(model, bench, device)
     return {"strategy": name, "seed": seed, "iterations": iterations, "train_seconds": seconds,
             "steps_per_second": iterations / seconds,
             "steady_steps_per_second": clock.rate(),
@@ -183,7 +193,8 @@ def run(name: str, epochs: int, batch: int, lr: float, hidden: int, threads: int
             "steady_after_first_steps_per_second": clock.rate(first=1),
             "class_il_ACC": accuracy, "wall_seconds": time.perf_counter() - wall_start,
             "cpu_seconds": time.process_time() - cpu_start,
-            "torch": torch.__version__, "threads": torch.get_num_threads()}
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            **torch_device.describe(device)}
 
 
 def main() -> None:
@@ -196,13 +207,15 @@ def main() -> None:
     parser.add_argument("--strategies", default="naive,ewc,si,lwf,replay")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--first_seed", type=int, default=0)
+    torch_device.add_flags(parser)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     _torchvision_without_its_kernels()
+    device = torch_device.open_device(args)
     for name in args.strategies.split(","):
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             print(json.dumps(run(name, args.epochs, args.batch_size, args.lr, args.hidden,
-                                 args.threads, seed)), flush=True)
+                                 args.threads, device, seed)), flush=True)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,14 @@ our packages): the same encoder weights, batch 32 x length 64 of random
 token ids, 3 classes, AdamW (2e-5, weight decay 0.01), dropout off as in our
 step, all parameters trained; with --bfloat16 the forward runs under
 ``torch.autocast`` in bfloat16 (PyTorch's mixed precision, float32 weights and
-optimizer state), the counterpart of our ``--compute_dtype=bfloat16``. Prints
+optimizer state), the counterpart of our ``--compute_dtype=bfloat16``. On
+--device (``cuda`` on a GPU machine; each step waits for the device). Prints
 one JSON line: median wall and CPU seconds per step over --steps timed steps
-after one warm-up step, and the float32 FLOP/s of a 2048^2 matmul in the same
-process.
+after one warm-up step, and the float32 FLOP/s of a large matmul on the same
+device in the same process.
 
   python research/bench/torch_text_step.py --model_dir=DIR [--steps=10 --threads=0 --bfloat16]
+      [--device=cuda]
 """
 
 from __future__ import annotations
@@ -23,20 +25,26 @@ import resource
 import statistics
 import time
 
+import torch_device  # this file's sibling: the scripts run as files, under torch's interpreter
+
 
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
-def _matmul_flops(torch, size: int = 2048, repeats: int = 5) -> float:
-    """Best-of-repeats float32 FLOP/s of one large matmul: PyTorch's own peak on this CPU."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def _matmul_flops(torch, device, size: int, repeats: int = 5) -> float:
+    """Best-of-repeats float32 FLOP/s of one large matmul: PyTorch's own peak on the device
+    (at its default float32 precision, as the step runs)."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    sync = torch_device.synchronizer(device)
     a @ b
+    sync()
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         a @ b
+        sync()
         best = min(best, time.perf_counter() - start)
     return 2.0 * size ** 3 / best
 
@@ -49,6 +57,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0, help="0: torch's default")
     parser.add_argument("--bfloat16", action="store_true", help="autocast the forward")
+    torch_device.add_flags(parser)
+    parser.add_argument("--matmul_size", type=int, default=2048)
     args = parser.parse_args()
 
     import numpy as np
@@ -57,18 +67,19 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = torch_device.open_device(args)
     model = BertForSequenceClassification.from_pretrained(
         args.model_dir, num_labels=3, local_files_only=True, hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0)
+        attention_probs_dropout_prob=0.0).to(device)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01)
     rng = np.random.default_rng(0)
     ids = torch.tensor(rng.integers(1000, model.config.vocab_size,
-                                    (args.batch_size, args.length)))
-    labels = torch.tensor(rng.integers(0, 3, args.batch_size))
+                                    (args.batch_size, args.length)), device=device)
+    labels = torch.tensor(rng.integers(0, 3, args.batch_size), device=device)
     mask = torch.ones_like(ids)
-    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.bfloat16 else (
-        contextlib.nullcontext)
+    autocast = ((lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.bfloat16
+                else contextlib.nullcontext)
 
     def step() -> float:
         optimizer.zero_grad()
@@ -76,7 +87,7 @@ def main() -> None:
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
         optimizer.step()
-        return float(loss)
+        return float(loss)  # waits for the step's queued work on a GPU
 
     step()
     walls, cpus = [], []
@@ -91,7 +102,9 @@ def main() -> None:
                       "step_seconds_median": statistics.median(walls),
                       "step_seconds_min": min(walls),
                       "cpu_seconds_median": statistics.median(cpus),
-                      "matmul_flops_per_second": _matmul_flops(torch)}))
+                      **torch_device.describe(device),
+                      "matmul_flops_per_second": _matmul_flops(torch, device,
+                                                               args.matmul_size)}))
 
 
 if __name__ == "__main__":
