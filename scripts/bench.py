@@ -43,7 +43,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from research import engine, report
-from research.bench import measure
+from research.bench import measure, peer
 
 _OUTPUT = flags.DEFINE_string("output", None, "Directory for bench.json and bench.md.")
 _EPOCHS = flags.DEFINE_integer("epochs", 50, "Epochs per task.")
@@ -67,41 +67,11 @@ _TORCH_TEXT_PYTHON = flags.DEFINE_string(
     "torch_text_python", None, "Interpreter with torch + transformers for the text step's "
     "PyTorch reference (default: --torch_python).")
 flags.mark_flag_as_required("output")
+flags.register_validator("epochs", lambda epochs: epochs >= 2,
+                         "--epochs must be at least 2: steady rates leave out each task's "
+                         "first epoch, its warm-up")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OURS_FOR = {"naive": "naive", "ewc": "ewc", "si": "si", "lwf": "lwf", "replay": "er"}
-# The issue's targets on the 2-core CPU, and on a GPU, against the peer on the same GPU.
-TARGETS = {"cpu": {"naive": 4.0, "ewc": 8.0, "si": 8.0, "replay": 5.0},
-           "gpu": {"naive": 20.0, "ewc": 20.0, "si": 20.0, "lwf": 20.0, "replay": 20.0}}
-# The peer's steady rate over the experiences after the first: ours is taken on the
-# second task, with the method's penalty, teacher or replay live; over every
-# experience the peer's would count its first, where they are not (no Fisher, no
-# teacher, an empty buffer), and its replay trains on half as many rows there.
-PEER_RATE = "steady_after_first_steps_per_second"
-END_TO_END_TARGET = {"cpu": 4.0}
-# torch's float32 matmul precision matching JAX's default on the backend: JAX's float32
-# dots may use TF32 on a recent NVIDIA GPU, torch's by default do not.
-TORCH_MATMUL_PRECISION = {"cpu": "highest", "gpu": "high"}
-
-
-def peer_device(backend: str, requested: str) -> tuple[str | None, str]:
-    """The torch device of the references for JAX's ``backend``, or None and why: the
-    ratios compare the two libraries on the same hardware."""
-    if requested != "auto":
-        return requested, ""
-    device = {"cpu": "cpu", "gpu": "cuda"}.get(backend)
-    if device is None:
-        return None, (f"PyTorch has no {backend} device here to run the same workload on; "
-                      "pass --peer_device to compare with another device anyway")
-    return device, ""
-
-
-def _torch_device_args(device: str) -> list[str]:
-    backend = "gpu" if device == "cuda" else "cpu"
-    return [f"--device={device}",
-            f"--float32_matmul_precision={TORCH_MATMUL_PRECISION[backend]}"]
-
-
 def _cpu_model() -> str:
     """The processor's name (runs on different machines differ most by it)."""
     try:
@@ -136,7 +106,7 @@ def _step_efficiency(peak: float, naive_turns: list[float], handwritten_turns: l
             "engine_over_handwritten_by_turn": [min(by_turn), max(by_turn)]}
 
 
-def _ours(methods: list[str], epochs: int, seeds: int, peer: _Avalanche
+def _ours(methods: list[str], epochs: int, seeds: int, avalanche: _Avalanche
           ) -> tuple[dict, dict, list[float]]:
     """Per method: steady-state steps/s (the peer's rounds run between its turns) and its
     figures in a comparison of every method at ``seeds`` seeds; that comparison's wall
@@ -150,7 +120,7 @@ def _ours(methods: list[str], epochs: int, seeds: int, peer: _Avalanche
     if "naive" in workloads:  # the hand-written loop's turns follow naive's
         workloads = dict(naive=workloads.pop("naive"), handwritten=measure.handwritten_loop(),
                          **workloads)
-    turns = measure.steady_rates_by_turn(workloads, between_turns=peer.round)
+    turns = measure.steady_rates_by_turn(workloads, between_turns=avalanche.round)
     out: dict = {"missing": missing}
     config = measure.bench_config(present[0], epochs, seeds=seeds)
     engine.forget_compiled()  # the comparison compiles from cold, sharing what its methods share
@@ -219,7 +189,7 @@ class _Avalanche:
         self.args = [os.path.join(ROOT, "research", "bench", "avalanche_workload.py"),
                      f"--epochs={epochs}", f"--threads={threads}",
                      f"--strategies={','.join(strategies)}", "--seeds=1",
-                     *_torch_device_args(self.device or "cpu")]
+                     *peer.torch_device_args(self.device or "cpu")]
         self.strategies, self.seeds = strategies, seeds
         self.done: set[int] = set()
         self.rows: list[dict] = []
@@ -255,7 +225,7 @@ class _Avalanche:
                 mean = lambda key, runs=mine: sum(r[key] for r in runs) / len(runs)
                 out[name] = {"runs": mine, "wall_seconds": sum(r["wall_seconds"] for r in mine),
                              **{k: mean(k) for k in ("steps_per_second",
-                                                     "steady_steps_per_second", PEER_RATE,
+                                                     "steady_steps_per_second", peer.PEER_RATE,
                                                      "class_il_ACC")}}
         if self.errors:
             out["error"] = self.errors[0]
@@ -289,7 +259,7 @@ def _text_step(torch_python: str | None, dtype: str, device: tuple[str | None, s
     autocast = ["--bfloat16"] if dtype == "bfloat16" else []
     ref = subprocess.run([torch_python, script, f"--model_dir={resolve_model_dir(MINILM)}",
                           f"--matmul_size={measure.matmul_size()}", *autocast,
-                          *_torch_device_args(device[0])],
+                          *peer.torch_device_args(device[0])],
                          capture_output=True, text=True, cwd=tempfile.gettempdir())
     if ref.returncode:
         out["torch"] = {"skipped": "torch_text_step failed: " + _last_error(ref)}
@@ -299,42 +269,6 @@ def _text_step(torch_python: str | None, dtype: str, device: tuple[str | None, s
     out["speedup"] = torch_step / out["ours"]["step_seconds_median"]
     out["speedup_one_step_per_call"] = (
         torch_step / out["ours"]["one_step_per_call"]["step_seconds_median"])
-    return out
-
-
-def _ratios(ours: dict, peer: dict, comparison: dict, backend: str) -> dict:
-    """Steady-state step-rate ratios per method, and the whole comparison end to end, with
-    the targets on this backend."""
-    out: dict = {"steady": {}}
-    for name in OURS_FOR:
-        mine = ours.get(OURS_FOR[name])
-        if mine and name in peer:
-            ratio = mine["steady_steps_per_second"] / peer[name][PEER_RATE]
-            target = TARGETS.get(backend, {}).get(name)
-            out["steady"][name] = {
-                "ours_steps_per_second": mine["steady_steps_per_second"],
-                "avalanche_steps_per_second": peer[name][PEER_RATE],
-                "avalanche_every_task_steps_per_second": peer[name]["steady_steps_per_second"],
-                "ratio": ratio, "target": target,
-                "round_ratios": measure.round_ratios(mine["steady_turns"], peer[name]["runs"],
-                                                     PEER_RATE),
-                "met": None if target is None else ratio >= target,
-                "ours_ACC": mine.get("class_il_ACC"), "avalanche_ACC": peer[name]["class_il_ACC"]}
-    both = [n for n in OURS_FOR if OURS_FOR[n] in ours and n in peer]
-    if both:
-        compared = {OURS_FOR[n] for n in both} == {k for k in ours if k != "missing"}
-        mine = (comparison["wall_seconds"] if compared
-                else sum(ours[OURS_FOR[n]]["wall_seconds"] for n in both))
-        theirs = sum(peer[n]["wall_seconds"] for n in both)
-        target = END_TO_END_TARGET.get(backend)
-        out["end_to_end"] = {"methods": both, "ours_wall_seconds": mine,
-                             "avalanche_wall_seconds": theirs, "ratio": theirs / mine,
-                             "target": target,
-                             "met": None if target is None else theirs / mine >= target}
-        runs = [r for n in both for r in peer[n]["runs"]]
-        if compared and all("cpu_seconds" in r for r in runs):
-            out["end_to_end"].update(ours_cpu_seconds=comparison["cpu_seconds"],
-                                     avalanche_cpu_seconds=sum(r["cpu_seconds"] for r in runs))
     return out
 
 
@@ -478,21 +412,21 @@ def main(argv: list[str]) -> None:
                                "torch_threads": _TORCH_THREADS.value,
                                "model": "mlp 2x400", "batch_size": 32, "optimizer": "adam 1e-3"}}
     backend = jax.default_backend()
-    device = peer_device(backend, _PEER_DEVICE.value)
+    device = peer.peer_device(backend, _PEER_DEVICE.value)
     matmul = {"matmul_flops_per_second": measure.matmul_flops(),
               "matmul_size": measure.matmul_size()}
-    peer = _Avalanche(_EPOCHS.value, _AVALANCHE.value, _COMPARISON_SEEDS.value,
-                      _TORCH_THREADS.value, device)
+    avalanche = _Avalanche(_EPOCHS.value, _AVALANCHE.value, _COMPARISON_SEEDS.value,
+                           _TORCH_THREADS.value, device)
     result["ours"], result["comparison"], handwritten_turns = _ours(
-        _METHODS.value, _EPOCHS.value, _COMPARISON_SEEDS.value, peer)
+        _METHODS.value, _EPOCHS.value, _COMPARISON_SEEDS.value, avalanche)
     result["step_efficiency"] = {**matmul, **(
         _step_efficiency(matmul["matmul_flops_per_second"],
                          result["ours"]["naive"]["steady_turns"], handwritten_turns)
         if handwritten_turns else {"skipped": "naive is not among --methods"})}
     result["seeds"] = _seeds(_SEEDS.value, _EPOCHS.value)
     result["memory"] = _memory_growth(min(_EPOCHS.value, 5))
-    result["avalanche"] = peer.summary()
-    result["ratios"] = _ratios(result["ours"], result["avalanche"], result["comparison"],
+    result["avalanche"] = avalanche.summary()
+    result["ratios"] = peer.ratios(result["ours"], result["avalanche"], result["comparison"],
                                backend)
     result["text_step"] = {
         dtype: (_text_step(_TORCH_TEXT_PYTHON.value or _TORCH_PYTHON.value, dtype, device)

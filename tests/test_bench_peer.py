@@ -1,0 +1,42 @@
+"""The peer comparison's terms: the PyTorch device and the targets read on each backend."""
+
+import pytest
+
+from research.bench import peer
+
+
+def test_peer_runs_on_the_device_jax_computes_on():
+    assert peer.peer_device("cpu", "auto") == ("cpu", "")
+    assert peer.peer_device("gpu", "auto") == ("cuda", "")
+    device, why = peer.peer_device("tpu", "auto")
+    assert device is None and "no tpu device" in why
+    assert peer.peer_device("tpu", "cpu") == ("cpu", "")  # asked for: compared anyway
+
+
+@pytest.mark.parametrize("device, precision", [("cpu", "highest"), ("cuda", "high")])
+def test_torch_matmul_precision_matches_jax_default_on_the_device(device, precision):
+    assert peer.torch_device_args(device) == [
+        f"--device={device}", f"--float32_matmul_precision={precision}"]
+
+
+def _figures(ours_rate: float, peer_rate: float) -> tuple[dict, dict]:
+    ours = {"steady_steps_per_second": ours_rate, "steady_turns": [ours_rate],
+            "wall_seconds": 10.0, "class_il_ACC": 0.5}
+    run = {"seed": 0, peer.PEER_RATE: peer_rate}
+    theirs = {peer.PEER_RATE: peer_rate, "steady_steps_per_second": peer_rate,
+              "class_il_ACC": 0.5, "wall_seconds": 50.0, "runs": [run]}
+    return ours, theirs
+
+
+@pytest.mark.parametrize("backend, target, met, e2e_target", [
+    ("cpu", 4.0, True, 4.0), ("gpu", 20.0, False, None)])
+def test_ratios_are_read_against_the_backend_targets(backend, target, met, e2e_target):
+    ours, theirs = _figures(2000.0, 400.0)  # 5x
+    ratios = peer.ratios({"missing": [], "naive": ours}, {"naive": theirs},
+                         {"wall_seconds": 10.0, "cpu_seconds": 15.0}, backend)
+    naive = ratios["steady"]["naive"]
+    assert naive["ratio"] == pytest.approx(5.0)
+    assert (naive["target"], naive["met"]) == (target, met)
+    e2e = ratios["end_to_end"]
+    assert e2e["ratio"] == pytest.approx(5.0) and e2e["target"] == e2e_target
+    assert e2e["met"] is (None if e2e_target is None else True)
