@@ -6,8 +6,8 @@ our packages): the same encoder weights, batch 32 x length 64 of random
 token ids, 3 classes, AdamW (2e-5, weight decay 0.01), dropout off as in our
 step, all parameters trained; with --bfloat16 the forward runs under
 ``torch.autocast`` in bfloat16 (PyTorch's mixed precision, float32 weights and
-optimizer state), the counterpart of our ``--compute_dtype=bfloat16``. On
---device (``cuda`` on a GPU machine; each step waits for the device). Prints
+optimizer state), the counterpart of our ``--compute_dtype=bfloat16``. It
+runs on --device (``cuda`` on a GPU machine; each step waits for the device). Prints
 one JSON line: median wall and CPU seconds per step over --steps timed steps
 after one warm-up step, and the float32 FLOP/s of a large matmul on the same
 device in the same process.
@@ -34,8 +34,8 @@ def _cpu_seconds() -> float:
 
 
 def _matmul_flops(torch, device, size: int, repeats: int = 5) -> float:
-    """Best-of-repeats float32 FLOP/s of one large matmul: PyTorch's own peak on the device
-    (at its default float32 precision, as the step runs)."""
+    """Best-of-repeats float32 FLOP/s of one large matmul: PyTorch's own peak on the device,
+    at the float32 matmul precision the step runs at."""
     a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     sync = torch_device.synchronizer(device)
     a @ b
