@@ -72,6 +72,15 @@ flags.register_validator("epochs", lambda epochs: epochs >= 2,
                          "first epoch, its warm-up")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_STARTED = time.perf_counter()
+
+
+def _progress(message: str) -> None:
+    """A line on stderr as each stage starts: the bench runs for minutes."""
+    print(f"[bench {time.perf_counter() - _STARTED:5.0f} s] {message}", file=sys.stderr,
+          flush=True)
+
+
 def _cpu_model() -> str:
     """The processor's name (runs on different machines differ most by it)."""
     try:
@@ -115,18 +124,25 @@ def _ours(methods: list[str], epochs: int, seeds: int, avalanche: _Avalanche
     finds them in its workdir); and the hand-written loop's turns, each taken right
     after naive's."""
     present, missing = measure.available_methods(methods)
+    _progress(f"building the steady-state turns of {', '.join(present)}")
     workloads = {name: measure.engine_turn(measure.bench_config(name, epochs))
                  for name in present}
     if "naive" in workloads:  # the hand-written loop's turns follow naive's
         workloads = dict(naive=workloads.pop("naive"), handwritten=measure.handwritten_loop(),
                          **workloads)
-    turns = measure.steady_rates_by_turn(workloads, between_turns=avalanche.round)
+    def between_turns(turn: int) -> None:
+        _progress(f"steady-state round {turn + 1} done")
+        avalanche.round(turn)
+
+    turns = measure.steady_rates_by_turn(workloads, between_turns=between_turns)
     out: dict = {"missing": missing}
     config = measure.bench_config(present[0], epochs, seeds=seeds)
     engine.forget_compiled()  # the comparison compiles from cold, sharing what its methods share
     with tempfile.TemporaryDirectory() as cache, measure.persistent_compilation_cache(cache):
+        _progress(f"the comparison, {seeds} seeds, from cold")
         figures, whole = measure.run_comparison(config, present)
         engine.forget_compiled()
+        _progress("the comparison again, its programs in the compilation cache")
         whole["rerun"] = measure.run_comparison(config, present)[1]
     for name in present:
         out[name] = {"steady_steps_per_second": float(np.median(turns[name])),
@@ -136,6 +152,7 @@ def _ours(methods: list[str], epochs: int, seeds: int, avalanche: _Avalanche
 
 
 def _seeds(seeds: int, epochs: int) -> dict:
+    _progress(f"{seeds} seeds vmapped, then as separate runs")
     engine.forget_compiled()
     vmapped = measure.run_ours(measure.bench_config("naive", epochs, seeds=seeds))
     separate = []
@@ -151,6 +168,7 @@ def _seeds(seeds: int, epochs: int) -> dict:
 def _memory_growth(epochs: int) -> dict:
     """Peak host memory and training-state size of an ER run (its buffer is the state
     that could grow) at 2 vs 5 tasks, each in a process of its own."""
+    _progress("ER's memory at 2 and 5 tasks")
     peaks, states = {}, {}
     for tasks in (2, 5):
         with tempfile.TemporaryDirectory() as workdir:
@@ -201,6 +219,7 @@ class _Avalanche:
         if self.python is None or seed in self.done or seed >= self.seeds:
             return
         self.done.add(seed)
+        _progress(f"Avalanche, seed {seed} of every strategy")
         start = time.perf_counter()
         proc = subprocess.run([self.python, *self.args, f"--first_seed={seed}"],
                               capture_output=True, text=True, cwd=tempfile.gettempdir())
@@ -244,6 +263,7 @@ def _text_step(torch_python: str | None, dtype: str, device: tuple[str | None, s
     """Our full fine-tuning step (scripts.bench_text_step) computing in ``dtype`` and, when
     ``torch_python`` has torch and transformers, the BertForSequenceClassification step
     on the same weights on ``device`` (autocast to bfloat16 for our bfloat16)."""
+    _progress(f"the text step in {dtype}")
     proc = subprocess.run([sys.executable, "-m", "scripts.bench_text_step",
                            f"--compute_dtype={dtype}"], cwd=ROOT, capture_output=True, text=True)
     if proc.returncode:
@@ -413,6 +433,7 @@ def main(argv: list[str]) -> None:
                                "model": "mlp 2x400", "batch_size": 32, "optimizer": "adam 1e-3"}}
     backend = jax.default_backend()
     device = peer.peer_device(backend, _PEER_DEVICE.value)
+    _progress("the machine's matmul rate")
     matmul = {"matmul_flops_per_second": measure.matmul_flops(),
               "matmul_size": measure.matmul_size()}
     avalanche = _Avalanche(_EPOCHS.value, _AVALANCHE.value, _COMPARISON_SEEDS.value,
@@ -427,7 +448,7 @@ def main(argv: list[str]) -> None:
     result["memory"] = _memory_growth(min(_EPOCHS.value, 5))
     result["avalanche"] = avalanche.summary()
     result["ratios"] = peer.ratios(result["ours"], result["avalanche"], result["comparison"],
-                               backend)
+                                   backend)
     result["text_step"] = {
         dtype: (_text_step(_TORCH_TEXT_PYTHON.value or _TORCH_PYTHON.value, dtype, device)
                 if _TEXT_STEP.value else {"skipped": "--notext_step"})
