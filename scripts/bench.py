@@ -130,6 +130,7 @@ def _ours(methods: list[str], epochs: int, seeds: int, avalanche: _Avalanche
     if "naive" in workloads:  # the hand-written loop's turns follow naive's
         workloads = dict(naive=workloads.pop("naive"), handwritten=measure.handwritten_loop(),
                          **workloads)
+
     def between_turns(turn: int) -> None:
         _progress(f"steady-state round {turn + 1} done")
         avalanche.round(turn)

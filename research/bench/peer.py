@@ -16,9 +16,9 @@ TARGETS = {"cpu": {"naive": 4.0, "ewc": 8.0, "si": 8.0, "replay": 5.0},
 # teacher, an empty buffer), and its replay trains on half as many rows there.
 PEER_RATE = "steady_after_first_steps_per_second"
 END_TO_END_TARGET = {"cpu": 4.0}
-# torch's float32 matmul precision matching JAX's default on the backend: JAX's float32
-# dots may use TF32 on a recent NVIDIA GPU, torch's by default do not.
-TORCH_MATMUL_PRECISION = {"cpu": "highest", "gpu": "high"}
+# torch's float32 matmul precision on each torch device, matching JAX's default there:
+# JAX's float32 dots may use TF32 on a recent NVIDIA GPU, torch's by default do not.
+TORCH_MATMUL_PRECISION = {"cpu": "highest", "cuda": "high"}
 
 
 def peer_device(backend: str, requested: str) -> tuple[str | None, str]:
@@ -36,9 +36,7 @@ def peer_device(backend: str, requested: str) -> tuple[str | None, str]:
 def torch_device_args(device: str) -> list[str]:
     """The reference scripts' device flags: the device, and torch's float32 matmul
     precision set to match JAX's default on that kind of device."""
-    backend = "gpu" if device == "cuda" else "cpu"
-    return [f"--device={device}",
-            f"--float32_matmul_precision={TORCH_MATMUL_PRECISION[backend]}"]
+    return [f"--device={device}", f"--float32_matmul_precision={TORCH_MATMUL_PRECISION[device]}"]
 
 
 def ratios(ours: dict, peer: dict, comparison: dict, backend: str) -> dict:
