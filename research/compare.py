@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import os
 import time
-import types
 from concurrent import futures
 
 import ml_collections
@@ -36,20 +35,10 @@ def _csv(rows: list[dict]) -> str:
     return "\n".join([",".join(keys)] + [",".join(str(r[k]) for k in keys) for r in rows]) + "\n"
 
 
-def _pyplot() -> types.ModuleType:
-    """matplotlib's pyplot on the file-only backend (its import takes about half a second)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _plot(rows: list[dict], path: str) -> None:
     import numpy as np
 
-    plt = _pyplot()
+    plt = report.pyplot()
 
     scenarios = sorted({r["scenario"] for r in rows})
     algorithms = list(dict.fromkeys(r["algorithm"] for r in rows))
@@ -65,8 +54,7 @@ def _plot(rows: list[dict], path: str) -> None:
                   rotation=30)
     ax.set(ylabel="final average accuracy (ACC)", ylim=(0, 1.05))
     ax.legend(fontsize=8)
-    fig.savefig(path + ".tmp.png", dpi=110, bbox_inches="tight")
-    os.replace(path + ".tmp.png", path)
+    report.save_figure(fig, path)
     plt.close(fig)
 
 
@@ -92,7 +80,7 @@ def compare(config: ml_collections.ConfigDict, algorithms: list[str], workdir: s
             if i + 1 < len(configs):  # built and compiled while this method trains
                 upcoming = ahead.submit(train.build_run, configs[i + 1])
             else:  # and the plot's imports while the last one does
-                ahead.submit(_pyplot)
+                ahead.submit(report.pyplot)
             results = train.train_and_evaluate(
                 run_config, os.path.join(workdir, run_config.algorithm), overwrite, run)
             per_method[run_config.algorithm] = {

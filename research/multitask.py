@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import io
 import json
 import os
 import time
@@ -559,19 +558,13 @@ def train_and_evaluate(
 
 def write_plots(summary: dict, workdir: str) -> list[str]:
     """PNG plots: per-task loss curves, task weights, UW sigmas, cross-stitch coefficients."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = report.pyplot()
     names, hist, written = summary["tasks"], summary["history"], []
 
     def save(fig, name):
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-        plt.close(fig)
         path = os.path.join(workdir, name)
-        report.atomic_write(path, buffer.getvalue())
+        report.save_figure(fig, path, dpi=100)
+        plt.close(fig)
         written.append(path)
 
     if hist["train_loss"]:

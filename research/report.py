@@ -6,9 +6,11 @@ half a report.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
+import types
 from collections.abc import Iterable
 
 import numpy as np
@@ -81,19 +83,27 @@ def run_markdown(results: dict) -> str:
     return "".join(parts)
 
 
-def _save_figure(fig, path: str) -> None:
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
-
-
-def plot_run(results: dict, workdir: str) -> list[str]:
-    """Accuracy-matrix heat map and accuracy-per-task curves for each scenario reported."""
+def pyplot() -> types.ModuleType:
+    """matplotlib's pyplot on the file-only backend (imported on first use: about half a
+    second, which runs that make no plot do not pay)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(fig, path: str, dpi: int = 110) -> None:
+    """``fig`` as a PNG at ``path``, written atomically like every other report file."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    atomic_write(path, buffer.getvalue())
+
+
+def plot_run(results: dict, workdir: str) -> list[str]:
+    """Accuracy-matrix heat map and accuracy-per-task curves for each scenario reported."""
+    plt = pyplot()
     paths = []
     for key in SCENARIO_KEYS:
         if key not in results:
@@ -108,7 +118,7 @@ def plot_run(results: dict, workdir: str) -> list[str]:
                title=f"{results['config']['algorithm']}: {key} R[i][j]")
         fig.colorbar(image, ax=ax)
         paths.append(os.path.join(workdir, f"accuracy_matrix_{key}.png"))
-        _save_figure(fig, paths[-1])
+        save_figure(fig, paths[-1])
         plt.close(fig)
 
         fig, ax = plt.subplots(figsize=(5.5, 3.5))
@@ -120,6 +130,6 @@ def plot_run(results: dict, workdir: str) -> list[str]:
                title=f"{results['config']['algorithm']}: {key} accuracy over the stream")
         ax.legend(fontsize=7, ncol=2)
         paths.append(os.path.join(workdir, f"accuracy_curves_{key}.png"))
-        _save_figure(fig, paths[-1])
+        save_figure(fig, paths[-1])
         plt.close(fig)
     return paths

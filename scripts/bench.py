@@ -24,7 +24,9 @@ on a GPU the PyTorch references run on the same GPU (--peer_device);
 --torch_text_python (or --torch_python) has torch and transformers, the
 PyTorch BertForSequenceClassification step on the same weights, each in
 float32 and in bfloat16 mixed precision (ours ``--compute_dtype=bfloat16``,
-PyTorch's ``torch.autocast``). Writes bench.json and bench.md in --output.
+PyTorch's ``torch.autocast``). Writes bench.json and bench.md in --output, and
+bench.png (the ratios to Avalanche against their targets) when Avalanche ran;
+``scripts.bench_compare`` sets several reports side by side.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from research import engine, report
-from research.bench import measure, peer
+from research.bench import measure, peer, runs
 
 _OUTPUT = flags.DEFINE_string("output", None, "Directory for bench.json and bench.md.")
 _EPOCHS = flags.DEFINE_integer("epochs", 50, "Epochs per task.")
@@ -457,6 +459,8 @@ def main(argv: list[str]) -> None:
     result["bench_seconds"] = time.perf_counter() - start
     report.write_json(os.path.join(_OUTPUT.value, "bench.json"), result)
     report.atomic_write(os.path.join(_OUTPUT.value, "bench.md"), _markdown(result))
+    runs.ratios_figure([(os.path.basename(os.path.abspath(_OUTPUT.value)), result)],
+                       os.path.join(_OUTPUT.value, "bench.png"))
     print(_markdown(result))
 
 

@@ -1,0 +1,193 @@
+"""Bench reports side by side: several bench.json files as one table and one plot.
+
+The bench is taken from one machine to another (a laptop, CI's CPU, a GPU), and
+its figures drift from run to run on the same machine, so a single report is
+read against others. ``scripts.bench`` plots its own ratios with
+``ratios_figure``; ``scripts.bench_compare`` sets any number of reports next to
+each other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+
+from research import report
+
+REQUIRED_FIELDS = ("machine", "ours", "step_efficiency", "ratios")
+END_TO_END = "end to end"
+
+Run = tuple[str, dict]  # (label, the contents of a bench.json)
+
+
+class BenchFileError(ValueError):
+    """A path that is not a readable scripts.bench report."""
+
+
+def load(path: str) -> Run:
+    """``path`` (a scripts.bench output directory or its bench.json) as (label, report)."""
+    file = os.path.join(path, "bench.json") if os.path.isdir(path) else path
+    try:
+        with open(file) as f:
+            result = json.load(f)
+    except OSError as error:
+        raise BenchFileError(f"{file}: cannot be read ({error.strerror})") from None
+    except json.JSONDecodeError as error:
+        raise BenchFileError(f"{file}: not JSON ({error.msg}, line {error.lineno})") from None
+    missing = [k for k in REQUIRED_FIELDS if k not in result] if isinstance(result, dict) \
+        else list(REQUIRED_FIELDS)
+    if missing:
+        raise BenchFileError(f"{file}: not a scripts.bench report (it lacks the field(s) "
+                             f"{', '.join(missing)})")
+    label = os.path.basename(os.path.dirname(os.path.abspath(file))) or file
+    return label, result
+
+
+def _dig(tree: dict, *keys: str):
+    """tree[k1][k2]...; None where a part of the bench was skipped."""
+    for key in keys:
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
+def _ratio_cell(figures: dict | None, unit: str = "", digits: int = 0) -> str:
+    """'4.66x = 2769 / 593.7', in bold where the target is met."""
+    if figures is None:
+        return "-"
+    ours = figures.get("ours_steps_per_second", figures.get("ours_wall_seconds"))
+    peer = figures.get("avalanche_steps_per_second", figures.get("avalanche_wall_seconds"))
+    ratio = f"{figures['ratio']:.2f}x"
+    if figures.get("met"):
+        ratio = f"**{ratio}**"
+    return f"{ratio} = {ours:.{digits}f} / {peer:.{digits or 1}f}{unit}"
+
+
+def _pair(first, second, fmt: str, unit: str = "") -> str:
+    if first is None or second is None:
+        return "-"
+    return f"{first:{fmt}} / {second:{fmt}}{unit}"
+
+
+def _text_cell(text: dict | None) -> str:
+    if text is None or "speedup" not in text:
+        return "-"
+    ours, torch = text["ours"]["step_seconds_median"], text["torch"]["step_seconds_median"]
+    return f"{text['speedup']:.2f}x = {ours * 1e3:.0f} / {torch * 1e3:.0f} ms"
+
+
+def _machine(result: dict) -> str:
+    m = result["machine"]
+    return f"{m.get('cpu_model', '?')}, {m.get('cpu_count', '?')} CPUs, " \
+           f"{m.get('backend', '?')} ({', '.join(m.get('devices', []))})"
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _rows(runs: list[Run]) -> list[tuple[str, Callable[[dict], str]]]:
+    strategies = list(dict.fromkeys(k for _, r in runs for k in _dig(r, "ratios", "steady") or {}))
+    seeds = {_dig(r, "config", "seeds") for _, r in runs} - {None}
+    rows: list[tuple[str, Callable[[dict], str]]] = [
+        ("machine", _machine),
+        ("jax", lambda r: r["machine"].get("jax", "-")),
+        ("matmul GFLOP/s", lambda r: "-" if _dig(r, "step_efficiency", "matmul_flops_per_second")
+         is None else f"{r['step_efficiency']['matmul_flops_per_second'] / 1e9:.1f}"),
+        ("naive step, share of matmul",
+         lambda r: _percent(_dig(r, "step_efficiency", "fraction_of_matmul"))),
+        ("hand-written loop, share of matmul",
+         lambda r: _percent(_dig(r, "step_efficiency", "handwritten_fraction_of_matmul"))),
+        ("engine / hand-written loop",
+         lambda r: "-" if _dig(r, "step_efficiency", "engine_over_handwritten") is None
+         else f"{r['step_efficiency']['engine_over_handwritten']:.2f}x"),
+    ]
+    for name in strategies:
+        rows.append((f"{name}: steady steps/s, ours / Avalanche",
+                     lambda r, name=name: _ratio_cell(_dig(r, "ratios", "steady", name))))
+    rows += [
+        (f"{END_TO_END}, compile included (s)",
+         lambda r: _ratio_cell(_dig(r, "ratios", "end_to_end"), " s", 1)),
+        ("our comparison, cold / cached (s)",
+         lambda r: _pair(_dig(r, "comparison", "wall_seconds"),
+                         _dig(r, "comparison", "rerun", "wall_seconds"), ".1f")),
+        (f"{'/'.join(map(str, sorted(seeds))) or 'N'} seeds, vmapped / separate (s)",
+         lambda r: _pair(_dig(r, "seeds", "vmapped", "wall_seconds"),
+                         _dig(r, "seeds", "separate_wall_seconds"), ".1f")),
+        ("ER peak host MiB, 2 / 5 tasks",
+         lambda r: _pair(*(None if v is None else v / 2**20 for v in (
+             _dig(r, "memory", "er_2_tasks", "host"), _dig(r, "memory", "er_5_tasks", "host"))),
+             ".0f")),
+    ]
+    for dtype in ("float32", "bfloat16"):
+        rows.append((f"text step {dtype}, ours / PyTorch",
+                     lambda r, dtype=dtype: _text_cell(_dig(r, "text_step", dtype))))
+    for name in strategies:
+        rows.append((f"{name}: class-IL ACC, ours / Avalanche",
+                     lambda r, name=name: _pair(_dig(r, "ratios", "steady", name, "ours_ACC"),
+                                                _dig(r, "ratios", "steady", name, "avalanche_ACC"),
+                                                ".3f")))
+    return rows
+
+
+_FIXED_TARGETS = {"naive step, share of matmul": "50%",
+                  "engine / hand-written loop": "1.00x (nothing measurable)",
+                  "class-IL ACC, ours / Avalanche": "ours equal or better"}
+
+
+def _targets(runs: list[Run], label: str) -> str:
+    """The targets a row is read against, in run order ('4x / 20x' across backends)."""
+    if label.startswith(END_TO_END):
+        found = [_dig(r, "ratios", "end_to_end", "target") for _, r in runs]
+    elif label.endswith("steady steps/s, ours / Avalanche"):
+        name = label.split(":")[0]
+        found = [_dig(r, "ratios", "steady", name, "target") for _, r in runs]
+    else:
+        return _FIXED_TARGETS.get(label.split(": ")[-1], "")
+    distinct = list(dict.fromkeys(f"{t:g}x" for t in found if t is not None))
+    return " / ".join(distinct) or "-"
+
+
+def figures_table(runs: list[Run]) -> str:
+    """The runs' figures as one markdown table, a column per run (targets met in bold)."""
+    if not runs:
+        raise BenchFileError("no bench reports given")
+    rows = [[label, *(cell(result) for _, result in runs), _targets(runs, label)]
+            for label, cell in _rows(runs)]
+    return report.markdown_table(["figure", *(label for label, _ in runs), "target"], rows)
+
+
+def ratios_figure(runs: list[Run], path: str) -> bool:
+    """Bars of our speed over Avalanche's per strategy and end to end, a group per
+    strategy and a bar per run, the per-round range as an error bar and each run's
+    target as a black tick. False (and no file) when no run has Avalanche's figures."""
+    import numpy as np
+
+    groups = list(dict.fromkeys(k for _, r in runs for k in _dig(r, "ratios", "steady") or {}))
+    if any(_dig(r, "ratios", "end_to_end") for _, r in runs):
+        groups.append(END_TO_END)
+    if not groups:
+        return False
+    plt = report.pyplot()
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(groups) * max(1, len(runs)) ** 0.5), 3.5))
+    width = 0.8 / len(runs)
+    for i, (label, result) in enumerate(runs):
+        figures = [_dig(result, "ratios", "end_to_end") if g == END_TO_END
+                   else _dig(result, "ratios", "steady", g) for g in groups]
+        x = np.arange(len(groups)) + (i - (len(runs) - 1) / 2) * width
+        ratio = np.array([f["ratio"] if f else np.nan for f in figures])
+        spread = [f.get("round_ratios") if f else None for f in figures]  # none end to end
+        low = np.array([min(r) if r else np.nan for r in spread])
+        high = np.array([max(r) if r else np.nan for r in spread])
+        ax.bar(x, ratio, width, label=label, yerr=[ratio - low, high - ratio], capsize=2)
+        targets = [f["target"] if f and f.get("target") else np.nan for f in figures]
+        ax.plot(x, targets, "k_", markersize=max(6.0, 40 * width), markeredgewidth=2,
+                label="target" if i == 0 else None)
+    ax.set_xticks(np.arange(len(groups)), groups, rotation=20)
+    ax.set(ylabel="ours / Avalanche (x)", ylim=(0, None))
+    ax.legend(fontsize=8)
+    report.save_figure(fig, path)
+    plt.close(fig)
+    return True
