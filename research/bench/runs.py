@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from typing import NamedTuple
 
 from research import report
 
@@ -84,78 +85,78 @@ def _machine(result: dict) -> str:
            f"{m.get('backend', '?')} ({', '.join(m.get('devices', []))})"
 
 
-def _percent(value) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
+def _number(value, fmt: str, scale: float = 1.0, unit: str = "") -> str:
+    return "-" if value is None else f"{value * scale:{fmt}}{unit}"
 
 
-def _rows(runs: list[Run]) -> list[tuple[str, Callable[[dict], str]]]:
+def _efficiency(result: dict, key: str):
+    return _dig(result, "step_efficiency", key)
+
+
+def _targets_of(*keys: str) -> Callable[[list[Run]], str]:
+    """The targets stored at ``keys`` in each run, in run order ('4x / 20x' where the
+    runs' backends differ)."""
+    def targets(runs: list[Run]) -> str:
+        found = [_dig(result, *keys) for _, result in runs]
+        return " / ".join(dict.fromkeys(f"{t:g}x" for t in found if t is not None)) or "-"
+    return targets
+
+
+class Row(NamedTuple):
+    label: str
+    cell: Callable[[dict], str]  # one run's figure
+    target: Callable[[list[Run]], str] = lambda runs: ""
+
+
+def _rows(runs: list[Run]) -> list[Row]:
     strategies = list(dict.fromkeys(k for _, r in runs for k in _dig(r, "ratios", "steady") or {}))
-    seeds = {_dig(r, "config", "seeds") for _, r in runs} - {None}
-    rows: list[tuple[str, Callable[[dict], str]]] = [
-        ("machine", _machine),
-        ("jax", lambda r: r["machine"].get("jax", "-")),
-        ("matmul GFLOP/s", lambda r: "-" if _dig(r, "step_efficiency", "matmul_flops_per_second")
-         is None else f"{r['step_efficiency']['matmul_flops_per_second'] / 1e9:.1f}"),
-        ("naive step, share of matmul",
-         lambda r: _percent(_dig(r, "step_efficiency", "fraction_of_matmul"))),
-        ("hand-written loop, share of matmul",
-         lambda r: _percent(_dig(r, "step_efficiency", "handwritten_fraction_of_matmul"))),
-        ("engine / hand-written loop",
-         lambda r: "-" if _dig(r, "step_efficiency", "engine_over_handwritten") is None
-         else f"{r['step_efficiency']['engine_over_handwritten']:.2f}x"),
+    seeds = "/".join(map(str, sorted({_dig(r, "config", "seeds") for _, r in runs} - {None})))
+    return [
+        Row("machine", _machine),
+        Row("jax", lambda r: r["machine"].get("jax", "-")),
+        Row("matmul GFLOP/s",
+            lambda r: _number(_efficiency(r, "matmul_flops_per_second"), ".1f", 1e-9)),
+        Row("naive step, share of matmul",
+            lambda r: _number(_efficiency(r, "fraction_of_matmul"), ".1f", 100, "%"),
+            lambda runs: "50%"),
+        Row("hand-written loop, share of matmul",
+            lambda r: _number(_efficiency(r, "handwritten_fraction_of_matmul"), ".1f", 100, "%")),
+        Row("engine / hand-written loop",
+            lambda r: _number(_efficiency(r, "engine_over_handwritten"), ".2f", unit="x"),
+            lambda runs: "1.00x (nothing measurable)"),
+        *(Row(f"{name}: steady steps/s, ours / Avalanche",
+              lambda r, name=name: _ratio_cell(_dig(r, "ratios", "steady", name)),
+              _targets_of("ratios", "steady", name, "target")) for name in strategies),
+        Row(f"{END_TO_END}, compile included (s)",
+            lambda r: _ratio_cell(_dig(r, "ratios", "end_to_end"), " s", 1),
+            _targets_of("ratios", "end_to_end", "target")),
+        Row("our comparison, cold / cached (s)",
+            lambda r: _pair(_dig(r, "comparison", "wall_seconds"),
+                            _dig(r, "comparison", "rerun", "wall_seconds"), ".1f")),
+        Row(f"{seeds or 'N'} seeds, vmapped / separate (s)",
+            lambda r: _pair(_dig(r, "seeds", "vmapped", "wall_seconds"),
+                            _dig(r, "seeds", "separate_wall_seconds"), ".1f")),
+        Row("ER peak host MiB, 2 / 5 tasks",
+            lambda r: _pair(*(None if v is None else v / 2**20 for v in (
+                _dig(r, "memory", "er_2_tasks", "host"),
+                _dig(r, "memory", "er_5_tasks", "host"))), ".0f")),
+        *(Row(f"text step {dtype}, ours / PyTorch",
+              lambda r, dtype=dtype: _text_cell(_dig(r, "text_step", dtype)))
+          for dtype in ("float32", "bfloat16")),
+        *(Row(f"{name}: class-IL ACC, ours / Avalanche",
+              lambda r, name=name: _pair(_dig(r, "ratios", "steady", name, "ours_ACC"),
+                                         _dig(r, "ratios", "steady", name, "avalanche_ACC"),
+                                         ".3f"),
+              lambda runs: "ours equal or better") for name in strategies),
     ]
-    for name in strategies:
-        rows.append((f"{name}: steady steps/s, ours / Avalanche",
-                     lambda r, name=name: _ratio_cell(_dig(r, "ratios", "steady", name))))
-    rows += [
-        (f"{END_TO_END}, compile included (s)",
-         lambda r: _ratio_cell(_dig(r, "ratios", "end_to_end"), " s", 1)),
-        ("our comparison, cold / cached (s)",
-         lambda r: _pair(_dig(r, "comparison", "wall_seconds"),
-                         _dig(r, "comparison", "rerun", "wall_seconds"), ".1f")),
-        (f"{'/'.join(map(str, sorted(seeds))) or 'N'} seeds, vmapped / separate (s)",
-         lambda r: _pair(_dig(r, "seeds", "vmapped", "wall_seconds"),
-                         _dig(r, "seeds", "separate_wall_seconds"), ".1f")),
-        ("ER peak host MiB, 2 / 5 tasks",
-         lambda r: _pair(*(None if v is None else v / 2**20 for v in (
-             _dig(r, "memory", "er_2_tasks", "host"), _dig(r, "memory", "er_5_tasks", "host"))),
-             ".0f")),
-    ]
-    for dtype in ("float32", "bfloat16"):
-        rows.append((f"text step {dtype}, ours / PyTorch",
-                     lambda r, dtype=dtype: _text_cell(_dig(r, "text_step", dtype))))
-    for name in strategies:
-        rows.append((f"{name}: class-IL ACC, ours / Avalanche",
-                     lambda r, name=name: _pair(_dig(r, "ratios", "steady", name, "ours_ACC"),
-                                                _dig(r, "ratios", "steady", name, "avalanche_ACC"),
-                                                ".3f")))
-    return rows
-
-
-_FIXED_TARGETS = {"naive step, share of matmul": "50%",
-                  "engine / hand-written loop": "1.00x (nothing measurable)",
-                  "class-IL ACC, ours / Avalanche": "ours equal or better"}
-
-
-def _targets(runs: list[Run], label: str) -> str:
-    """The targets a row is read against, in run order ('4x / 20x' across backends)."""
-    if label.startswith(END_TO_END):
-        found = [_dig(r, "ratios", "end_to_end", "target") for _, r in runs]
-    elif label.endswith("steady steps/s, ours / Avalanche"):
-        name = label.split(":")[0]
-        found = [_dig(r, "ratios", "steady", name, "target") for _, r in runs]
-    else:
-        return _FIXED_TARGETS.get(label.split(": ")[-1], "")
-    distinct = list(dict.fromkeys(f"{t:g}x" for t in found if t is not None))
-    return " / ".join(distinct) or "-"
 
 
 def figures_table(runs: list[Run]) -> str:
     """The runs' figures as one markdown table, a column per run (targets met in bold)."""
     if not runs:
         raise BenchFileError("no bench reports given")
-    rows = [[label, *(cell(result) for _, result in runs), _targets(runs, label)]
-            for label, cell in _rows(runs)]
+    rows = [[row.label, *(row.cell(result) for _, result in runs), row.target(runs)]
+            for row in _rows(runs)]
     return report.markdown_table(["figure", *(label for label, _ in runs), "target"], rows)
 
 
