@@ -35,6 +35,7 @@ import importlib.util
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,10 @@ flags.mark_flag_as_required("output")
 flags.register_validator("epochs", lambda epochs: epochs >= 2,
                          "--epochs must be at least 2: steady rates leave out each task's "
                          "first epoch, its warm-up")
+for _interpreter in ("torch_python", "torch_text_python"):  # checked before minutes of work
+    flags.register_validator(
+        _interpreter, lambda path: path is None or shutil.which(path) is not None,
+        f"--{_interpreter} must name a Python interpreter that exists and can be run")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _STARTED = time.perf_counter()

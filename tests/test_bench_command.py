@@ -1,0 +1,17 @@
+"""scripts.bench as a user runs it: bad flags are refused before minutes of measuring."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize("flag, value, says", [
+    ("epochs", "1", "--epochs must be at least 2"),
+    ("torch_python", "/nowhere/python", "--torch_python must name a Python interpreter"),
+    ("torch_text_python", "README.md", "--torch_text_python must name a Python interpreter")])
+def test_bench_refuses_bad_flags_before_it_starts(tmp_path, flag, value, says):
+    done = subprocess.run([sys.executable, "-m", "scripts.bench", f"--output={tmp_path}",
+                           f"--{flag}={value}"], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and says in done.stderr
+    assert not list(tmp_path.iterdir())  # nothing measured, nothing written
