@@ -47,6 +47,7 @@ from absl import app, flags, logging
 
 from research import engine, report
 from research.bench import measure, peer, runs
+from scripts import cli
 
 _OUTPUT = flags.DEFINE_string("output", None, "Directory for bench.json and bench.md.")
 _EPOCHS = flags.DEFINE_integer("epochs", 50, "Epochs per task.")
@@ -428,11 +429,22 @@ def _markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _check_output(directory: str) -> None:
+    """Refuses an --output the reports could not be written to, before minutes of work."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"--output={directory}: cannot be created ({error.strerror})"
+                         ) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ValueError(f"--output={directory}: not writable")
+
+
 def main(argv: list[str]) -> None:
     del argv
     logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint save at INFO
     jax.config.update("jax_enable_compilation_cache", False)  # every compile from cold
-    os.makedirs(_OUTPUT.value, exist_ok=True)
+    cli.run_guarded(lambda: _check_output(_OUTPUT.value))
     start = time.perf_counter()
     result: dict = {"machine": _machine(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
                     "config": {"epochs": _EPOCHS.value, "seeds": _SEEDS.value,

@@ -15,3 +15,13 @@ def test_bench_refuses_bad_flags_before_it_starts(tmp_path, flag, value, says):
                            f"--{flag}={value}"], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and says in done.stderr
     assert not list(tmp_path.iterdir())  # nothing measured, nothing written
+
+
+def test_bench_refuses_an_output_it_could_not_write_in_one_line(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    output = tmp_path / "a_file" / "bench"
+    done = subprocess.run([sys.executable, "-m", "scripts.bench", f"--output={output}"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: --output={output}: cannot be created (Not a directory)"]
