@@ -236,7 +236,7 @@ class _Avalanche:
         self.rows += [json.loads(line) for line in proc.stdout.splitlines()
                       if line.startswith("{")]
         if proc.returncode:
-            self.errors.append(_last_error(proc))
+            self.errors.append(f"{self.python} failed: {_last_error(proc)}")
 
     def summary(self) -> dict:
         """Per strategy: its seeds' runs, with the wall time summed and the figures averaged
@@ -423,7 +423,9 @@ def _markdown(result: dict) -> str:
             f"{result['avalanche']['device']}.", ""]
     lines += _comparison_lines(result["comparison"], ratios.get("end_to_end"), seeds_run)
     if not ratios["steady"]:
-        lines += [f"Avalanche: {json.dumps(result['avalanche'])}", ""]
+        avalanche = result["avalanche"]
+        why = avalanche.get("skipped") or avalanche.get("error") or "none of its strategies ran"
+        lines += [f"Avalanche not compared: {why}", ""]
     for dtype, text in result["text_step"].items():
         lines += _text_step_lines(dtype, text, eff, backend)
     return "\n".join(lines)
