@@ -24,6 +24,8 @@ def _compare(paths: list[str]) -> None:
         raise runs.BenchFileError("name at least one scripts.bench output directory or "
                                   "bench.json")
     loaded = [runs.load(path) for path in paths]
+    if len({label for label, _ in loaded}) < len(loaded):  # two folders of the same name
+        loaded = [(path, result) for path, (_, result) in zip(paths, loaded, strict=True)]
     print(runs.figures_table(loaded))
     if _PLOT.value:
         drawn = runs.ratios_figure(loaded, _PLOT.value)

@@ -47,6 +47,9 @@ def test_load_names_the_file_and_what_is_wrong(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(runs.BenchFileError, match="bad.json: not JSON"):
         runs.load(str(tmp_path / "bad.json"))
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(runs.BenchFileError, match="binary.json: not JSON"):
+        runs.load(str(tmp_path / "binary.json"))
     (tmp_path / "other.json").write_text(json.dumps({"machine": {}, "ours": {}}))
     with pytest.raises(runs.BenchFileError, match="lacks the field.s. step_efficiency, ratios"):
         runs.load(str(tmp_path / "other.json"))
@@ -81,10 +84,13 @@ def test_ratios_figure_is_drawn_only_where_avalanche_ran(tmp_path):
 
 def test_command_prints_the_table_and_refuses_bad_input_in_one_line(tmp_path):
     path = _write(tmp_path / "run_a", _report("cpu", 2000.0, 400.0))
+    (tmp_path / "gpu").mkdir()
+    same_name = _write(tmp_path / "gpu" / "run_a", _report("gpu", 9000.0, 400.0))
     plot = tmp_path / "ratios.png"
-    done = subprocess.run([sys.executable, "-m", "scripts.bench_compare", path,
+    done = subprocess.run([sys.executable, "-m", "scripts.bench_compare", path, same_name,
                            f"--plot={plot}"], capture_output=True, text=True, check=True)
-    assert "| figure | run_a | target |" in done.stdout and plot.exists()
+    # Folders of the same name are told apart by the paths given.
+    assert f"| figure | {path} | {same_name} | target |" in done.stdout and plot.exists()
     failed = subprocess.run([sys.executable, "-m", "scripts.bench_compare",
                              str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert failed.returncode == 2

@@ -34,8 +34,8 @@ def load(path: str) -> Run:
             result = json.load(f)
     except OSError as error:
         raise BenchFileError(f"{file}: cannot be read ({error.strerror})") from None
-    except json.JSONDecodeError as error:
-        raise BenchFileError(f"{file}: not JSON ({error.msg}, line {error.lineno})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BenchFileError(f"{file}: not JSON ({error})") from None
     missing = [k for k in REQUIRED_FIELDS if k not in result] if isinstance(result, dict) \
         else list(REQUIRED_FIELDS)
     if missing:
