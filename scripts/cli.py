@@ -6,6 +6,7 @@ and the run itself (bad config values, workdirs, checkpoints, data files).
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -26,15 +27,46 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-def parse_flags(argv: Sequence[str]) -> list[str]:
-    """absl flag parsing with one-line errors: unknown config fields, wrong types."""
+def _config_path(argv: Sequence[str]) -> str | None:
+    """The --config file named on the command line (ml_collections' errors do not say)."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       "research", "configs")
+
+
+def parse_flags(argv: Sequence[str], default_config: str | None = None) -> list[str]:
+    """absl flag parsing with one-line errors: a config file that is missing, does not
+    parse or has no get_config(), unknown config fields, wrong types. (An exception a
+    config's own get_config() raises keeps its traceback: it points into the user's code.)"""
+    if default_config and _config_path(argv) is None:
+        argv = [argv[0], f"--config={os.path.join(CONFIGS, default_config)}", *argv[1:]]
     try:
-        return flags.FLAGS(argv)
+        remaining = flags.FLAGS(argv)
+        if "config" in flags.FLAGS and flags.FLAGS["config"].value is not None:
+            flags.FLAGS["config"].value.get("_")  # a file that failed to load says so when read
+        return remaining
     except flags.Error as err:
         _fail(str(err))
-    except (AttributeError, KeyError) as err:  # ml_collections: no such config field
-        field = str(err).strip("\"'")
-        _fail(f"unknown config field {field!r}: {' '.join(a for a in argv[1:] if field in a)}")
+    except OSError as err:  # ml_collections: the config file cannot be read
+        reason = str(err).strip().splitlines()[-1].strip()
+        _fail(f"--config={_config_path(argv)}: {reason.split('failure to load: ')[-1]}")
+    except SyntaxError as err:
+        _fail(f"--config={_config_path(argv)}: {err.msg} at line {err.lineno}")
+    except (AttributeError, KeyError) as err:
+        if "has no attribute 'get_config'" in str(err):
+            _fail(f"--config={_config_path(argv)}: the file defines no get_config()")
+        # ml_collections: no such config field, perhaps with its guess on the next line
+        field, *guess = str(err).replace("\\n", "\n").strip("\"'").split("\n")
+        field = field.strip("\\'\"")
+        given = " ".join(a for a in argv[1:] if field in a)
+        _fail(" ".join([f"unknown config field {field!r}: {given}", *guess]))
     except (TypeError, ValueError) as err:
         _fail(str(err))
     return []
@@ -63,6 +95,9 @@ def run_guarded(fn: Callable[[], None], workdir: str | None = None) -> None:
         _fail(str(err))
 
 
-def main(run: Callable[[list[str]], None]) -> None:
-    """``app.run`` with one-line flag errors."""
-    app.run(run, flags_parser=parse_flags)
+def main(run: Callable[[list[str]], None], default_config: str | None = None) -> None:
+    """``app.run`` with one-line flag errors. ``default_config`` (a file in
+    research/configs) is loaded when no --config is given; a config flag defined with a
+    default instead would read its --config.* overrides while the script is imported,
+    before these errors are caught."""
+    app.run(run, flags_parser=functools.partial(parse_flags, default_config=default_config))

@@ -29,8 +29,8 @@ from research.data import curriculum
 from scripts import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", "research/configs/sentiment_curriculum.py", "Experiment config file.",
-    lock_config=False)
+    "config", None, "Experiment config file (default: "
+    "research/configs/sentiment_curriculum.py).", lock_config=False)
 _OUTPUT = flags.DEFINE_string("output", None, "Directory for the runs and the table.")
 _CURRICULA = flags.DEFINE_list("curricula", list(curriculum.CURRICULA), "Difficulties to compare.")
 _PACINGS = flags.DEFINE_list("pacings", list(curriculum.PACINGS), "Pacings to compare.")
@@ -97,4 +97,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.main(main)
+    cli.main(main, default_config="sentiment_curriculum.py")

@@ -18,7 +18,8 @@ from ml_collections import config_flags
 from research import multitask
 from scripts import cli
 
-_CONFIG = config_flags.DEFINE_config_file("config", "research/configs/multi_digits.py")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file (default: research/configs/multi_digits.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for results.json and plots.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Delete what the workdir holds and start over.")
 flags.mark_flags_as_required(["workdir"])
@@ -44,4 +45,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    cli.main(main)
+    cli.main(main, default_config="multi_digits.py")

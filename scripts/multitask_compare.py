@@ -30,7 +30,8 @@ from models import multitask as mt_models
 from research import multitask, report
 from scripts import cli
 
-_CONFIG = config_flags.DEFINE_config_file("config", "research/configs/multi_digits.py")
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file (default: research/configs/multi_digits.py).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for every run and the tables.")
 _ARCHS = flags.DEFINE_list("archs", list(mt_models.ARCHS), "Architectures to run.")
 _WEIGHTINGS = flags.DEFINE_list("weightings", list(mtl_weighting.WEIGHTINGS), "Weightings to run.")
@@ -169,4 +170,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    cli.main(main)
+    cli.main(main, default_config="multi_digits.py")

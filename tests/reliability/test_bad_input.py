@@ -1,6 +1,7 @@
 """Bad input: one clear line, exit status 2, never a traceback; config parsers never crash."""
 
 import os
+import sys
 
 import pytest
 from hypothesis import assume, given, settings
@@ -29,6 +30,36 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
         assert "Traceback" not in proc.stderr
         last = proc.stderr.strip().splitlines()[-1]
         assert last.startswith("error: ") and message in last, (arg, last)
+
+
+CONFIG_FILE_CASES = [  # (file, its text or None for no file, what the one line says)
+    ("missing.py", None, "[Errno 2] No such file or directory: '{path}'"),
+    ("broken.py", "def get_config(:\n", "invalid syntax at line 1"),
+    ("empty.py", "x = 1\n", "the file defines no get_config()"),
+]
+
+
+@pytest.mark.parametrize("name, text, message", CONFIG_FILE_CASES)
+def test_config_file_errors_are_one_line_exit_2(tmp_path, name, text, message):
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    proc = helpers.run([sys.executable, "-m", "scripts.run", f"--config={path}",
+                        f"--workdir={tmp_path / 'w'}"])
+    assert proc.returncode == 2, proc.stderr[-500:]
+    assert proc.stderr.strip().splitlines() == [
+        f"error: --config={path}: {message.format(path=path)}"]
+
+
+def test_scripts_with_a_default_config_give_one_line_with_the_guess(tmp_path):
+    """A config flag with a default file parses overrides at import; the default is
+    loaded through the same guarded parser instead."""
+    proc = helpers.run([sys.executable, "-m", "scripts.multitask", "--config.num_epochs=1",
+                        f"--workdir={tmp_path}"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-500:]
+    assert proc.stderr.strip().splitlines() == [
+        "error: unknown config field 'num_epochs': --config.num_epochs=1 "
+        'Did you mean "epochs" instead of "num_epochs"?']
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
