@@ -43,7 +43,7 @@ import time
 
 import jax
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 from research import engine, report
 from research.bench import measure, peer, runs
@@ -484,4 +484,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.main(main)

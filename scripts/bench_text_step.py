@@ -27,21 +27,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import app, flags
+from absl import flags
 
 from models.text.heads import HEADS, TextClassifier, init_classifier
 from models.text.load import MINILM, load_encoder
 from research import adam, distributed
 from research.engine import compiler_options
+from scripts import cli
 
 _MODEL = flags.DEFINE_string("model", MINILM, "Encoder to fine-tune.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Examples per step.")
-_LENGTH = flags.DEFINE_integer("length", 64, "Tokens per example.")
-_STEPS_PER_CALL = flags.DEFINE_integer("steps_per_call", 8, "Steps scanned in one call.")
-_CALLS = flags.DEFINE_integer("calls", 4, "Timed scanned calls after the warm-up.")
-_STEPS = flags.DEFINE_integer("steps", 12, "Timed one-step calls after the warm-up.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Examples per step.", lower_bound=1)
+_LENGTH = flags.DEFINE_integer("length", 64, "Tokens per example.", lower_bound=1)
+_STEPS_PER_CALL = flags.DEFINE_integer("steps_per_call", 8, "Steps scanned in one call.",
+                                       lower_bound=1)
+_CALLS = flags.DEFINE_integer("calls", 4, "Timed scanned calls after the warm-up.", lower_bound=1)
+_STEPS = flags.DEFINE_integer("steps", 12, "Timed one-step calls after the warm-up.", lower_bound=1)
 _HEAD = flags.DEFINE_enum("head", "cls", HEADS, "Classifier head.")
-_NUM_LAYERS = flags.DEFINE_integer("num_layers", None, "Keep only the first N layers.")
+_NUM_LAYERS = flags.DEFINE_integer("num_layers", None, "Keep only the first N layers.",
+                                   lower_bound=1)
 _COMPUTE_DTYPE = flags.DEFINE_enum("compute_dtype", "float32", list(distributed.COMPUTE_DTYPES),
                                    "The forward and backward's dtype (parameters stay float32).")
 NUM_CLASSES = 3
@@ -156,4 +159,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.main(main)

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from models.text.load import MINILM, load_encoder, tokenize
 from models.text.sentence import MAX_LENGTH, embed
+from scripts import cli
 
 _MODEL = flags.DEFINE_string("model", MINILM, f"{MINILM!r} or a local Hugging Face BERT directory.")
 _INPUT = flags.DEFINE_string("input", None, "Text file, one text per line.", required=True)
@@ -66,4 +67,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.main(main)

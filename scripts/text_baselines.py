@@ -17,6 +17,7 @@ from absl import app, flags
 
 from research import baselines
 from research.data import sentiment
+from scripts import cli
 
 _OUTPUT = flags.DEFINE_string("output", None, "Directory for baselines.md and baselines.json.")
 _DOMAINS = flags.DEFINE_multi_enum(
@@ -66,4 +67,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.main(main)
