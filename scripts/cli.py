@@ -37,6 +37,15 @@ def _config_path(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _unknown_field(err: Exception) -> tuple[str, str]:
+    """The field an ml_collections lookup missed, and its guess if it made one. Its
+    messages come quoted, escaped or not: "'nosuch'", or
+    '\\'num_epochs\\'\\nDid you mean "epochs" instead of "num_epochs"?'."""
+    first, *rest = str(err).replace("\\n", "\n").split("\n")
+    guess = " ".join(line.strip("\"'") for line in rest)
+    return first.replace("\\'", "'").strip("\"'"), f" {guess}" if guess else ""
+
+
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        "research", "configs")
 
@@ -62,11 +71,9 @@ def parse_flags(argv: Sequence[str], default_config: str | None = None) -> list[
     except (AttributeError, KeyError) as err:
         if "has no attribute 'get_config'" in str(err):
             _fail(f"--config={_config_path(argv)}: the file defines no get_config()")
-        # ml_collections: no such config field, perhaps with its guess on the next line
-        field, *guess = str(err).replace("\\n", "\n").strip("\"'").split("\n")
-        field = field.strip("\\'\"")
+        field, guess = _unknown_field(err)
         given = " ".join(a for a in argv[1:] if field in a)
-        _fail(" ".join([f"unknown config field {field!r}: {given}", *guess]))
+        _fail(f"unknown config field {field!r}: {given}{guess}")
     except (TypeError, ValueError) as err:
         _fail(str(err))
     return []
