@@ -63,6 +63,8 @@ def compare(config: ml_collections.ConfigDict, algorithms: list[str], workdir: s
     """Runs each algorithm into workdir/<name> and writes the comparison files. The next
     method's data, initial state and programs are built on a background thread while
     one trains (bit-identical to running them one by one)."""
+    if not algorithms:
+        raise config_check.ConfigError("name at least one algorithm to compare")
     configs = []
     for algorithm in algorithms:  # validate every method before running any
         run_config = copy.deepcopy(config)

@@ -431,22 +431,11 @@ def _markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _check_output(directory: str) -> None:
-    """Refuses an --output the reports could not be written to, before minutes of work."""
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as error:
-        raise ValueError(f"--output={directory}: cannot be created ({error.strerror})"
-                         ) from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ValueError(f"--output={directory}: not writable")
-
-
 def main(argv: list[str]) -> None:
     del argv
     logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint save at INFO
     jax.config.update("jax_enable_compilation_cache", False)  # every compile from cold
-    cli.run_guarded(lambda: _check_output(_OUTPUT.value))
+    cli.run_guarded(lambda: cli.output_directory(_OUTPUT.value))
     start = time.perf_counter()
     result: dict = {"machine": _machine(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
                     "config": {"epochs": _EPOCHS.value, "seeds": _SEEDS.value,

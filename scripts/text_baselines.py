@@ -37,19 +37,23 @@ _CACHE_DIR = flags.DEFINE_string("cache_dir", None, "Sentiment cache (default: f
 flags.mark_flag_as_required("output")
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if len(_THRESHOLDS.value) != 2:
-        raise app.UsageError(f"--thresholds needs two numbers, got {_THRESHOLDS.value}")
-    low, high = (float(v) for v in _THRESHOLDS.value)
+def _thresholds() -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in _THRESHOLDS.value)
+    except ValueError:
+        raise ValueError(f"--thresholds needs two numbers, got {','.join(_THRESHOLDS.value)}"
+                         ) from None
+    return low, high
+
+
+def _run() -> None:
+    low, high = _thresholds()
+    output = pathlib.Path(cli.output_directory(_OUTPUT.value))
     splits = sentiment.load_domains(
         _DOMAINS.value, _SEED.value, (low, high), _MAX_EXAMPLES.value, _CACHE_DIR.value
     )
     results = baselines.run_baselines(splits, _BASELINES.value, _SEED.value)
     sizes = {d: {k: len(getattr(s, k).texts) for k in s._fields} for d, s in splits.items()}
-    output = pathlib.Path(_OUTPUT.value)
-    output.mkdir(parents=True, exist_ok=True)
     table = baselines.markdown_table(results)
     caption = (
         f"Test accuracy / macro-F1, labels by mean rating < {low} / > {high}, "
@@ -64,6 +68,12 @@ def main(argv: list[str]) -> None:
     }
     (output / "baselines.json").write_text(json.dumps(record, indent=2) + "\n")
     print(caption + table, end="")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    cli.run_guarded(_run)
 
 
 if __name__ == "__main__":

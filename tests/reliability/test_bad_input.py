@@ -127,3 +127,19 @@ def test_non_finite_or_non_positive_learning_rate(value):
     config.learning_rate = value
     with pytest.raises(config_check.ConfigError, match="learning_rate"):
         config_check.validate(config)
+
+
+@pytest.mark.parametrize("script, args, line", [
+    ("compare", ["--config=research/configs/split_digits.py", "--algorithms=",
+                 "--workdir={tmp}/w"], "name at least one algorithm to compare"),
+    ("text_baselines", ["--output={tmp}/a_file/out"],
+     "--output={tmp}/a_file/out: cannot be created (Not a directory)"),
+    ("text_baselines", ["--output={tmp}/out", "--thresholds=low,high"],
+     "--thresholds needs two numbers, got low,high"),
+])
+def test_other_scripts_refuse_bad_input_in_one_line(tmp_path, script, args, line):
+    (tmp_path / "a_file").write_text("")
+    proc = helpers.run([sys.executable, "-m", f"scripts.{script}",
+                        *(a.format(tmp=tmp_path) for a in args)])
+    assert proc.returncode == 2, proc.stderr[-500:]
+    assert proc.stderr.strip().splitlines() == [f"error: {line.format(tmp=tmp_path)}"]
