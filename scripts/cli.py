@@ -96,9 +96,9 @@ def output_directory(path: str, flag: str = "output") -> str:
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as error:
-        raise ValueError(f"--{flag}={path}: cannot be created ({error.strerror})") from None
+        raise ValueError(f"--{flag}: cannot create {path} ({error.strerror})") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise ValueError(f"--{flag}={path}: not writable")
+        raise ValueError(f"--{flag}: cannot write in {path}")
     return path
 
 

@@ -92,7 +92,7 @@ def compare(config, output: str, curricula: list[str], pacings: list[str],
 def main(argv):
     del argv
     cli.run_guarded(lambda: print(compare(
-        _CONFIG.value, _OUTPUT.value, _CURRICULA.value, _PACINGS.value,
+        _CONFIG.value, cli.output_directory(_OUTPUT.value), _CURRICULA.value, _PACINGS.value,
         parse_budgets(_BUDGETS.value), _TARGET.value), end=""))
 
 

@@ -11,6 +11,8 @@ the acceptance checks of tests/test_methods_acceptance.py with their outcome.
 
 from __future__ import annotations
 
+import os
+
 from absl import flags
 
 from research import report, suite
@@ -26,6 +28,8 @@ def main(argv):
     del argv
 
     def go():
+        cli.output_directory(_WORKDIR.value, "workdir")
+        cli.output_directory(os.path.dirname(os.path.abspath(_OUTPUT.value)), "results")
         text = suite.run_suite(_WORKDIR.value, _NUM_SEEDS.value, _METHODS.value)
         report.atomic_write(_OUTPUT.value, text)
         print(text)
