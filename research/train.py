@@ -139,16 +139,23 @@ def prepare_workdir(workdir: str, identity: dict, overwrite: bool) -> None:
         multihost_utils.sync_global_devices(f"prepare_workdir {workdir}")
 
 
+def writable_directory(path: str, name: str = "workdir") -> str:
+    """``path``, created if need be; WorkdirError (``name`` and why) when it cannot be
+    created or written, so a run finds out before its work rather than at its end."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise WorkdirError(f"cannot create {name} {path!r}: {err.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise WorkdirError(f"{name} {path!r} is not writable")
+    return path
+
+
 def _claim_workdir(workdir: str, wanted: dict, overwrite: bool) -> None:
     config_path = os.path.join(workdir, "config.json")
     if overwrite and os.path.isdir(workdir):
         shutil.rmtree(workdir)
-    try:
-        os.makedirs(workdir, exist_ok=True)
-    except OSError as err:
-        raise WorkdirError(f"cannot create workdir {workdir!r}: {err.strerror}") from None
-    if not os.access(workdir, os.W_OK):
-        raise WorkdirError(f"workdir {workdir!r} is not writable")
+    writable_directory(workdir)
     if os.path.exists(config_path):
         with open(config_path) as f:
             later = {k: v for k, v in FIELDS_ADDED_LATER.items() if k in wanted}

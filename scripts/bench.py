@@ -45,7 +45,7 @@ import jax
 import numpy as np
 from absl import flags, logging
 
-from research import engine, report
+from research import engine, report, train
 from research.bench import measure, peer, runs
 from scripts import cli
 
@@ -435,7 +435,7 @@ def main(argv: list[str]) -> None:
     del argv
     logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint save at INFO
     jax.config.update("jax_enable_compilation_cache", False)  # every compile from cold
-    cli.run_guarded(lambda: cli.output_directory(_OUTPUT.value))
+    cli.run_guarded(lambda: train.writable_directory(_OUTPUT.value, "--output folder"))
     start = time.perf_counter()
     result: dict = {"machine": _machine(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
                     "config": {"epochs": _EPOCHS.value, "seeds": _SEEDS.value,
@@ -466,10 +466,11 @@ def main(argv: list[str]) -> None:
         for dtype in TEXT_STEP_DTYPES}
     result["bench_seconds"] = time.perf_counter() - start
     report.write_json(os.path.join(_OUTPUT.value, "bench.json"), result)
-    report.atomic_write(os.path.join(_OUTPUT.value, "bench.md"), _markdown(result))
+    markdown = _markdown(result)
+    report.atomic_write(os.path.join(_OUTPUT.value, "bench.md"), markdown)
     runs.ratios_figure([(os.path.basename(os.path.abspath(_OUTPUT.value)), result)],
                        os.path.join(_OUTPUT.value, "bench.png"))
-    print(_markdown(result))
+    print(markdown)
 
 
 if __name__ == "__main__":

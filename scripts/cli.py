@@ -90,18 +90,6 @@ def cache_compiles_in(workdir: str) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
-def output_directory(path: str, flag: str = "output") -> str:
-    """``path`` created if need be; refused (ValueError, one line under ``run_guarded``)
-    when it cannot be created or written, so a long run does not find out at its end."""
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as error:
-        raise ValueError(f"--{flag}: cannot create {path} ({error.strerror})") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise ValueError(f"--{flag}: cannot write in {path}")
-    return path
-
-
 def run_guarded(fn: Callable[[], None], workdir: str | None = None) -> None:
     """Calls ``fn``; a user error prints ``error: ...`` and exits 2, with no traceback.
     With ``workdir``, compiled programs are cached there (``cache_compiles_in``)."""

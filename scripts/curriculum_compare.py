@@ -92,8 +92,8 @@ def compare(config, output: str, curricula: list[str], pacings: list[str],
 def main(argv):
     del argv
     cli.run_guarded(lambda: print(compare(
-        _CONFIG.value, cli.output_directory(_OUTPUT.value), _CURRICULA.value, _PACINGS.value,
-        parse_budgets(_BUDGETS.value), _TARGET.value), end=""))
+        _CONFIG.value, train.writable_directory(_OUTPUT.value, "--output folder"),
+        _CURRICULA.value, _PACINGS.value, parse_budgets(_BUDGETS.value), _TARGET.value), end=""))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import os
 
 from absl import flags
 
-from research import report, suite
+from research import report, suite, train
 from scripts import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/suite", "Where every run is written.")
@@ -28,8 +28,9 @@ def main(argv):
     del argv
 
     def go():
-        cli.output_directory(_WORKDIR.value, "workdir")
-        cli.output_directory(os.path.dirname(os.path.abspath(_OUTPUT.value)), "results")
+        train.writable_directory(_WORKDIR.value)
+        train.writable_directory(os.path.dirname(os.path.abspath(_OUTPUT.value)),
+                                 "--results folder")
         text = suite.run_suite(_WORKDIR.value, _NUM_SEEDS.value, _METHODS.value)
         report.atomic_write(_OUTPUT.value, text)
         print(text)

@@ -15,7 +15,7 @@ import pathlib
 
 from absl import app, flags
 
-from research import baselines
+from research import baselines, train
 from research.data import sentiment
 from scripts import cli
 
@@ -48,7 +48,7 @@ def _thresholds() -> tuple[float, float]:
 
 def _run() -> None:
     low, high = _thresholds()
-    output = pathlib.Path(cli.output_directory(_OUTPUT.value))
+    output = pathlib.Path(train.writable_directory(_OUTPUT.value, "--output folder"))
     splits = sentiment.load_domains(
         _DOMAINS.value, _SEED.value, (low, high), _MAX_EXAMPLES.value, _CACHE_DIR.value
     )

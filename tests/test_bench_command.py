@@ -24,4 +24,4 @@ def test_bench_refuses_an_output_it_could_not_write_in_one_line(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        f"error: --output: cannot create {output} (Not a directory)"]
+        f"error: cannot create --output folder '{output}': Not a directory"]

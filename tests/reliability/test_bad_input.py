@@ -133,7 +133,7 @@ def test_non_finite_or_non_positive_learning_rate(value):
     ("compare", ["--config=research/configs/split_digits.py", "--algorithms=",
                  "--workdir={tmp}/w"], "name at least one algorithm to compare"),
     ("text_baselines", ["--output={tmp}/a_file/out"],
-     "--output: cannot create {tmp}/a_file/out (Not a directory)"),
+     "cannot create --output folder '{tmp}/a_file/out': Not a directory"),
     ("text_baselines", ["--output={tmp}/out", "--thresholds=low,high"],
      "--thresholds needs two numbers, got low,high"),
 ])
