@@ -21,8 +21,7 @@ _PLOT = flags.DEFINE_string("plot", None, "PNG path for the ratios' bar chart.")
 
 def _compare(paths: list[str]) -> None:
     if not paths:
-        raise runs.BenchFileError("name at least one scripts.bench output directory or "
-                                  "bench.json")
+        raise ValueError("name at least one scripts.bench output directory or bench.json")
     loaded = [runs.load(path) for path in paths]
     if len({label for label, _ in loaded}) < len(loaded):  # two folders of the same name
         loaded = [(path, result) for path, (_, result) in zip(paths, loaded, strict=True)]
