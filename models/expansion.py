@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from models import progressive
-from models.progressive import class_groups, scatter_task_logits
+from models.progressive import class_groups, task_columns
 
 BLOCK = "block_"
 
@@ -55,17 +55,10 @@ class ExpandingMLP(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = x.reshape((x.shape[0], -1))
-        if not self.hidden:
-            raise ValueError("model 'expansion' needs at least one hidden layer "
-                             "(config.hidden is empty)")
-        outputs, acts = [], []
-        for b, classes in enumerate(self.groups):
+        def block(b: int, outputs: int) -> Block:
             widths = tuple(self.hidden) if b == 0 else (self.units,) * len(self.hidden)
-            out, a = Block(widths, len(classes), silent=b > 0, name=f"{BLOCK}{b}")(x, acts)
-            outputs.append(out)
-            acts.append(a)
-        return scatter_task_logits(outputs, self.groups)
+            return Block(widths, outputs, silent=b > 0, name=f"{BLOCK}{b}")
+        return task_columns("expansion", x, self.groups, self.hidden, block)
 
 
 def parameter_growth(params) -> list[int]:

@@ -32,6 +32,14 @@ def _flatten(x: jax.Array) -> jax.Array:
     return x.reshape((x.shape[0], -1))
 
 
+def _relu_layers(z: jax.Array, hidden: Sequence[int], prefix: str = "") -> list[jax.Array]:
+    """A ReLU MLP's activations over ``z``, ``z`` first (call from a compact method)."""
+    acts = [z]
+    for layer, width in enumerate(hidden):
+        acts.append(nn.relu(nn.Dense(width, name=f"{prefix}dense_{layer}")(acts[-1])))
+    return acts
+
+
 def _heads(features: Sequence[jax.Array], task_outputs: Sequence[int]) -> Outputs:
     return tuple(
         nn.Dense(width, name=f"head_{t}")(feat)
@@ -48,10 +56,7 @@ class HardSharing(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> Outputs:
         del train
-        z = _flatten(x)
-        for layer, width in enumerate(self.hidden):
-            z = nn.relu(nn.Dense(width, name=f"dense_{layer}")(z))
-        z = self.perturb("rep", z)
+        z = self.perturb("rep", _relu_layers(_flatten(x), self.hidden)[-1])
         return _heads([z] * len(self.task_outputs), self.task_outputs)
 
 
@@ -126,11 +131,8 @@ class MTAN(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> Outputs:
         del train
-        z = _flatten(x)
-        shared = []
-        for layer, width in enumerate(self.hidden):
-            z = nn.relu(nn.Dense(width, name=f"dense_{layer}")(z))
-            shared.append(self.perturb(f"rep_{layer}", z))
+        trunk = _relu_layers(_flatten(x), self.hidden)[1:]
+        shared = [self.perturb(f"rep_{layer}", z) for layer, z in enumerate(trunk)]
         features = [
             TaskAttention(tuple(self.hidden), name=f"attention_{t}")(shared)
             for t in range(len(self.task_outputs))
@@ -180,12 +182,8 @@ class SoftSharing(nn.Module):
     def __call__(self, x: jax.Array, train: bool = False) -> Outputs:
         del train
         x = _flatten(x)
-        features = []
-        for t in range(len(self.task_outputs)):
-            h = x
-            for layer, width in enumerate(self.hidden):
-                h = nn.relu(nn.Dense(width, name=f"column_{t}_dense_{layer}")(h))
-            features.append(h)
+        features = [_relu_layers(x, self.hidden, f"column_{t}_")[-1]
+                    for t in range(len(self.task_outputs))]
         return _heads(features, self.task_outputs)
 
 

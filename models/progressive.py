@@ -18,7 +18,7 @@ streams use (``research/data/stream.split_by_classes``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -58,6 +58,24 @@ def scatter_task_logits(per_task: Sequence[jax.Array],
     stacked = jnp.concatenate(list(per_task), axis=-1)
     order = np.concatenate([np.asarray(g, int) for g in groups])
     return stacked[:, np.argsort(order)]
+
+
+def task_columns(model: str, x: jax.Array, groups: Sequence[Sequence[int]],
+                 hidden: Sequence[int], make_column: Callable[[int, int], nn.Module]
+                 ) -> jax.Array:
+    """[B, C] logits of one column per task: column k (``make_column(k, |classes_k|)``)
+    reads the input and every earlier column's hidden activations, and outputs its
+    task's logits, placed at their classes. Call from a module's compact method."""
+    if not hidden:
+        raise ValueError(f"model {model!r} needs at least one hidden layer "
+                         "(config.hidden is empty)")
+    x = x.reshape((x.shape[0], -1))
+    outputs, acts = [], []
+    for k, classes in enumerate(groups):
+        out, column_acts = make_column(k, len(classes))(x, acts)
+        outputs.append(out)
+        acts.append(column_acts)
+    return scatter_task_logits(outputs, groups)
 
 
 def parameter_growth(params, prefix: str = COLUMN) -> list[int]:
@@ -124,17 +142,10 @@ class ProgressiveNet(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = x.reshape((x.shape[0], -1))
-        if not self.hidden:
-            raise ValueError("model 'progressive' needs at least one hidden layer "
-                             "(config.hidden is empty)")
-        outputs, acts = [], []
-        for k, classes in enumerate(self.groups):
-            out, a = Column(tuple(self.hidden), len(classes), self.adapter_dim,
-                            name=f"{COLUMN}{k}")(x, acts)
-            outputs.append(out)
-            acts.append(a)
-        return scatter_task_logits(outputs, self.groups)
+        return task_columns(
+            "progressive", x, self.groups, self.hidden,
+            lambda k, outputs: Column(tuple(self.hidden), outputs, self.adapter_dim,
+                                      name=f"{COLUMN}{k}"))
 
 
 def build(config, num_classes: int) -> nn.Module:
