@@ -93,3 +93,11 @@ def test_every_leaf_is_in_a_block(built):
     leaves = jax.tree_util.tree_flatten_with_path(built[1])[0]
     assert all(str(path[0].key).startswith("block_") for path, _ in leaves)
     assert jnp.all(jnp.isfinite(jnp.concatenate([v.ravel() for _, v in leaves])))
+
+
+@pytest.mark.parametrize("model", [progressive.ProgressiveNet(((0, 1), (2, 3)), hidden=()),
+                                   expansion.ExpandingMLP(((0, 1), (2, 3)), hidden=())])
+def test_columns_without_hidden_layers_are_refused_by_name(model):
+    name = "progressive" if isinstance(model, progressive.ProgressiveNet) else "expansion"
+    with pytest.raises(ValueError, match=f"model '{name}' needs at least one hidden layer"):
+        model.init(jax.random.PRNGKey(0), jnp.ones((2, 64)))
