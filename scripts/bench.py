@@ -9,9 +9,10 @@ the engine is compared with; (2) for naive/ewc/si/lwf/er
 on Split-Digits (MLP 2x400, batch 32, Adam, --epochs per task) the steady-state
 steps/s (the compiled epoch alone, after a first task's consolidation), and
 the end-to-end wall and CPU time, compile included, of their comparison at
---comparison_seeds seeds as scripts.compare runs it, with each method's
-class-IL ACC, and its wall time rerun with the programs in the persistent
-compilation cache; 5 seeds vmapped vs 5 separate runs; peak memory at 2 and 5
+--comparison_seeds seeds as scripts.compare runs it (--comparison_rounds runs
+from cold, each after a round of Avalanche's, the median one reported), with
+each method's class-IL ACC, and its wall time rerun with the programs in the
+persistent compilation cache; 5 seeds vmapped vs 5 separate runs; peak memory at 2 and 5
 tasks; (3) the same workload in Avalanche when --torch_python (or this
 interpreter) has torch and avalanche-lib, one seed of every strategy between
 two of our steady-state turns (so both sides of a ratio are timed in the same
@@ -55,6 +56,10 @@ _METHODS = flags.DEFINE_list("methods", ["naive", "ewc", "si", "lwf", "er"], "Ou
 _SEEDS = flags.DEFINE_integer("seeds", 5, "Seeds for the vmapped vs separate comparison.")
 _COMPARISON_SEEDS = flags.DEFINE_integer("comparison_seeds", 3,
                                          "Seeds per method in the end-to-end comparison.")
+_COMPARISON_ROUNDS = flags.DEFINE_integer(
+    "comparison_rounds", 3, "Runs from cold of the end-to-end comparison, each after a round "
+    "of Avalanche's; the median one is reported (a CPU's speed drifts from run to run).",
+    lower_bound=1)
 _TORCH_THREADS = flags.DEFINE_integer("torch_threads", 0,
                                       "torch.set_num_threads for Avalanche (0: torch's default).")
 _TORCH_PYTHON = flags.DEFINE_string(
@@ -123,14 +128,15 @@ def _step_efficiency(peak: float, naive_turns: list[float], handwritten_turns: l
             "engine_over_handwritten_by_turn": [min(by_turn), max(by_turn)]}
 
 
-def _ours(methods: list[str], epochs: int, seeds: int, avalanche: _Avalanche
+def _ours(methods: list[str], epochs: int, seeds: int, rounds: int, avalanche: _Avalanche
           ) -> tuple[dict, dict, list[float]]:
     """Per method: steady-state steps/s (the peer's rounds run between its turns) and its
     figures in a comparison of every method at ``seeds`` seeds; that comparison's wall
-    and CPU seconds end to end (compile included), from cold and rerun with its
-    programs in the persistent compilation cache (as a rerun or resume of scripts.compare
-    finds them in its workdir); and the hand-written loop's turns, each taken right
-    after naive's."""
+    and CPU seconds end to end (compile included), from cold (``rounds`` runs, the first
+    ones each right after a round of the peer's, the median one reported) and rerun with
+    its programs in the persistent compilation cache (as a rerun or resume of
+    scripts.compare finds them in its workdir); and the hand-written loop's turns, each
+    taken right after naive's."""
     present, missing = measure.available_methods(methods)
     _progress(f"building the steady-state turns of {', '.join(present)}")
     workloads = {name: measure.engine_turn(measure.bench_config(name, epochs))
@@ -139,20 +145,33 @@ def _ours(methods: list[str], epochs: int, seeds: int, avalanche: _Avalanche
         workloads = dict(naive=workloads.pop("naive"), handwritten=measure.handwritten_loop(),
                          **workloads)
 
+    config = measure.bench_config(present[0], epochs, seeds=seeds)
+    cold: list[tuple[dict, dict]] = []
+    caches = tempfile.TemporaryDirectory()
+
+    def comparison_from_cold() -> None:
+        engine.forget_compiled()  # it compiles from cold, sharing what its methods share
+        _progress(f"the comparison, {seeds} seeds, from cold ({len(cold) + 1} of {rounds})")
+        with measure.persistent_compilation_cache(os.path.join(caches.name, str(len(cold)))):
+            cold.append(measure.run_comparison(config, present))
+
     def between_turns(turn: int) -> None:
         _progress(f"steady-state round {turn + 1} done")
         avalanche.round(turn)
+        if turn < rounds:
+            comparison_from_cold()
 
-    turns = measure.steady_rates_by_turn(workloads, between_turns=between_turns)
-    out: dict = {"missing": missing}
-    config = measure.bench_config(present[0], epochs, seeds=seeds)
-    engine.forget_compiled()  # the comparison compiles from cold, sharing what its methods share
-    with tempfile.TemporaryDirectory() as cache, measure.persistent_compilation_cache(cache):
-        _progress(f"the comparison, {seeds} seeds, from cold")
-        figures, whole = measure.run_comparison(config, present)
+    with caches:
+        turns = measure.steady_rates_by_turn(workloads, between_turns=between_turns)
+        while len(cold) < rounds:
+            comparison_from_cold()
+        figures, median = measure.median_run(cold)
+        whole = {**median, "cold_runs": [run for _, run in cold]}
         engine.forget_compiled()
         _progress("the comparison again, its programs in the compilation cache")
-        whole["rerun"] = measure.run_comparison(config, present)[1]
+        with measure.persistent_compilation_cache(os.path.join(caches.name, str(rounds - 1))):
+            whole["rerun"] = measure.run_comparison(config, present)[1]
+    out: dict = {"missing": missing}
     for name in present:
         out[name] = {"steady_steps_per_second": float(np.median(turns[name])),
                      "steady_turns": turns[name], **figures[name]}
@@ -338,17 +357,22 @@ def _cores(cpu_seconds: float, wall_seconds: float) -> str:
 def _comparison_lines(comparison: dict, e2e: dict | None, seeds: int) -> list[str]:
     """Our comparison's wall and CPU time, cold and rerun from the compilation cache, and
     its ratio to Avalanche's when that ran."""
+    cold = [run["wall_seconds"] for run in comparison.get("cold_runs", [])]
+    median = (f" (the median of {len(cold)} runs from cold: {min(cold):.1f}-{max(cold):.1f} s)"
+              if len(cold) > 1 else "")
     lines = [f"Our comparison of every method x {seeds} seeds as scripts.compare runs it, "
-             f"compile included: {comparison['wall_seconds']:.1f} s, "
+             f"compile included: {comparison['wall_seconds']:.1f} s{median}, "
              f"{_cores(comparison['cpu_seconds'], comparison['wall_seconds'])}; rerun with "
              "its programs in the persistent compilation cache (as a rerun or resume of "
              f"scripts.compare finds them): {comparison['rerun']['wall_seconds']:.1f} s.", ""]
     if e2e is not None:
         line = (f"End to end, {len(e2e['methods'])} methods x {seeds} seeds, compile "
                 f"included: ours {e2e['ours_wall_seconds']:.1f} s, Avalanche "
-                f"{e2e['avalanche_wall_seconds']:.1f} s: {e2e['ratio']:.2f}x "
-                + ("(no target here)." if e2e["target"] is None
-                   else f"(target {e2e['target']:.0f}x)."))
+                f"{e2e['avalanche_wall_seconds']:.1f} s: {e2e['ratio']:.2f}x ("
+                + (f"per round {_spread(e2e['round_ratios'])}; " if e2e.get("round_ratios")
+                   else "")
+                + ("no target here)." if e2e["target"] is None
+                   else f"target {e2e['target']:.0f}x)."))
         if "avalanche_cpu_seconds" in e2e:
             line += (" Avalanche's CPU time (every thread): "
                      f"{_cores(e2e['avalanche_cpu_seconds'], e2e['avalanche_wall_seconds'])}.")
@@ -440,6 +464,7 @@ def main(argv: list[str]) -> None:
     result: dict = {"machine": _machine(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
                     "config": {"epochs": _EPOCHS.value, "seeds": _SEEDS.value,
                                "comparison_seeds": _COMPARISON_SEEDS.value,
+                               "comparison_rounds": _COMPARISON_ROUNDS.value,
                                "torch_threads": _TORCH_THREADS.value,
                                "model": "mlp 2x400", "batch_size": 32, "optimizer": "adam 1e-3"}}
     backend = jax.default_backend()
@@ -450,7 +475,8 @@ def main(argv: list[str]) -> None:
     avalanche = _Avalanche(_EPOCHS.value, _AVALANCHE.value, _COMPARISON_SEEDS.value,
                            _TORCH_THREADS.value, device)
     result["ours"], result["comparison"], handwritten_turns = _ours(
-        _METHODS.value, _EPOCHS.value, _COMPARISON_SEEDS.value, avalanche)
+        _METHODS.value, _EPOCHS.value, _COMPARISON_SEEDS.value, _COMPARISON_ROUNDS.value,
+        avalanche)
     result["step_efficiency"] = {**matmul, **(
         _step_efficiency(matmul["matmul_flops_per_second"],
                          result["ours"]["naive"]["steady_turns"], handwritten_turns)

@@ -48,3 +48,9 @@ def test_workloads_take_turns_with_the_peer_between_turns():
         repeats=2, between_turns=lambda i: calls.append(f"peer {i}"))
     assert calls == ["naive", "handwritten", "peer 0", "naive", "handwritten", "peer 1"]
     assert turns == {"naive": [3.0, 3.0], "handwritten": [4.0, 4.0]}
+
+
+def test_median_run_is_the_middle_wall_time_and_the_slower_of_two():
+    runs = [({"name": w}, {"wall_seconds": w}) for w in (30.0, 26.0, 34.0)]
+    assert measure.median_run(runs)[0] == {"name": 30.0}
+    assert measure.median_run(runs[1:])[1]["wall_seconds"] == 34.0

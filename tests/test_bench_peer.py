@@ -40,3 +40,14 @@ def test_ratios_are_read_against_the_backend_targets(backend, target, met, e2e_t
     e2e = ratios["end_to_end"]
     assert e2e["ratio"] == pytest.approx(5.0) and e2e["target"] == e2e_target
     assert e2e["met"] is (None if e2e_target is None else True)
+
+
+def test_end_to_end_rounds_pair_the_peer_seed_with_our_cold_run_after_it():
+    ours, theirs = _figures(2000.0, 400.0)
+    theirs["runs"] = [{"seed": s, peer.PEER_RATE: 400.0, "wall_seconds": w}
+                      for s, w in ((0, 30.0), (1, 36.0))]
+    cold = [{"wall_seconds": 20.0}, {"wall_seconds": 18.0}, {"wall_seconds": 50.0}]
+    ratios = peer.ratios({"missing": [], "naive": ours}, {"naive": theirs},
+                         {"wall_seconds": 20.0, "cpu_seconds": 30.0, "cold_runs": cold}, "cpu")
+    # two seeds: each round's peer wall counts twice, over our run right after it
+    assert ratios["end_to_end"]["round_ratios"] == pytest.approx([3.0, 4.0])

@@ -214,6 +214,12 @@ def round_ratios(turns: list[float], peer_runs: list[dict], rate: str) -> list[f
     return [turns[r["seed"]] / r[rate] for r in peer_runs if r["seed"] < len(turns)]
 
 
+def median_run(runs: list[tuple[dict, dict]]) -> tuple[dict, dict]:
+    """The ``run_comparison`` of median wall time among ``runs`` (of an even number, the
+    slower of the middle two)."""
+    return sorted(runs, key=lambda run: run[1]["wall_seconds"])[len(runs) // 2]
+
+
 def bench_config(algorithm: str, epochs: int, seeds: int = 1, num_tasks: int = 5,
                  seed: int = 0) -> ml_collections.ConfigDict:
     """Split-Digits, MLP 2x400, batch 32, Adam 1e-3: the workload of the issue's targets."""

@@ -39,6 +39,15 @@ def torch_device_args(device: str) -> list[str]:
     return [f"--device={device}", f"--float32_matmul_precision={TORCH_MATMUL_PRECISION[device]}"]
 
 
+def end_to_end_round_ratios(cold_runs: list[dict], peer_runs: list[dict]) -> list[float]:
+    """Per round i: the peer's whole comparison as its seed-i runs would take it (their
+    wall time times the number of seeds) over our comparison's cold run i, which ran
+    right after them."""
+    seeds = sorted({r["seed"] for r in peer_runs})
+    return [len(seeds) * sum(r["wall_seconds"] for r in peer_runs if r["seed"] == seed)
+            / cold_runs[seed]["wall_seconds"] for seed in seeds if seed < len(cold_runs)]
+
+
 def ratios(ours: dict, peer: dict, comparison: dict, backend: str) -> dict:
     """Steady-state step-rate ratios per method, and the whole comparison end to end, with
     the targets on this backend."""
@@ -69,6 +78,9 @@ def ratios(ours: dict, peer: dict, comparison: dict, backend: str) -> dict:
                              "target": target,
                              "met": None if target is None else theirs / mine >= target}
         runs = [r for n in both for r in peer[n]["runs"]]
+        if compared and "cold_runs" in comparison:
+            out["end_to_end"]["round_ratios"] = end_to_end_round_ratios(
+                comparison["cold_runs"], runs)
         if compared and all("cpu_seconds" in r for r in runs):
             out["end_to_end"].update(ours_cpu_seconds=comparison["cpu_seconds"],
                                      avalanche_cpu_seconds=sum(r["cpu_seconds"] for r in runs))

@@ -179,7 +179,7 @@ def ratios_figure(runs: list[Run], path: str) -> bool:
                    else _dig(result, "ratios", "steady", g) for g in groups]
         x = np.arange(len(groups)) + (i - (len(runs) - 1) / 2) * width
         ratio = np.array([f["ratio"] if f else np.nan for f in figures])
-        spread = [f.get("round_ratios") if f else None for f in figures]  # none end to end
+        spread = [f.get("round_ratios") if f else None for f in figures]
         low = np.array([min(r) if r else np.nan for r in spread])
         high = np.array([max(r) if r else np.nan for r in spread])
         ax.bar(x, ratio, width, label=label)
