@@ -12,8 +12,8 @@ the end-to-end wall and CPU time, compile included, of their comparison at
 --comparison_seeds seeds as scripts.compare runs it (--comparison_rounds runs
 from cold, each after a round of Avalanche's, the median one reported), with
 each method's class-IL ACC, and its wall time rerun with the programs in the
-persistent compilation cache; 5 seeds vmapped vs 5 separate runs; peak memory at 2 and 5
-tasks; (3) the same workload in Avalanche when --torch_python (or this
+persistent compilation cache; 5 seeds vmapped vs 5 separate runs; peak memory
+at 2 and 5 tasks; (3) the same workload in Avalanche when --torch_python (or this
 interpreter) has torch and avalanche-lib, one seed of every strategy between
 two of our steady-state turns (so both sides of a ratio are timed in the same
 minutes): its steady-state steps/s (epochs after each experience's first, over the
@@ -149,10 +149,14 @@ def _ours(methods: list[str], epochs: int, seeds: int, rounds: int, avalanche: _
     cold: list[tuple[dict, dict]] = []
     caches = tempfile.TemporaryDirectory()
 
+    def cache_of(run: int) -> str:
+        """Where cold run ``run`` keeps its compiled programs."""
+        return os.path.join(caches.name, str(run))
+
     def comparison_from_cold() -> None:
         engine.forget_compiled()  # it compiles from cold, sharing what its methods share
         _progress(f"the comparison, {seeds} seeds, from cold ({len(cold) + 1} of {rounds})")
-        with measure.persistent_compilation_cache(os.path.join(caches.name, str(len(cold)))):
+        with measure.persistent_compilation_cache(cache_of(len(cold))):
             cold.append(measure.run_comparison(config, present))
 
     def between_turns(turn: int) -> None:
@@ -169,7 +173,7 @@ def _ours(methods: list[str], epochs: int, seeds: int, rounds: int, avalanche: _
         whole = {**median, "cold_runs": [run for _, run in cold]}
         engine.forget_compiled()
         _progress("the comparison again, its programs in the compilation cache")
-        with measure.persistent_compilation_cache(os.path.join(caches.name, str(rounds - 1))):
+        with measure.persistent_compilation_cache(cache_of(rounds - 1)):  # the last cold run's
             whole["rerun"] = measure.run_comparison(config, present)[1]
     out: dict = {"missing": missing}
     for name in present:

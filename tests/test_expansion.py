@@ -95,9 +95,9 @@ def test_every_leaf_is_in_a_block(built):
     assert jnp.all(jnp.isfinite(jnp.concatenate([v.ravel() for _, v in leaves])))
 
 
-@pytest.mark.parametrize("model", [progressive.ProgressiveNet(((0, 1), (2, 3)), hidden=()),
-                                   expansion.ExpandingMLP(((0, 1), (2, 3)), hidden=())])
-def test_columns_without_hidden_layers_are_refused_by_name(model):
-    name = "progressive" if isinstance(model, progressive.ProgressiveNet) else "expansion"
+@pytest.mark.parametrize("name, model", [
+    ("progressive", progressive.ProgressiveNet(((0, 1), (2, 3)), hidden=())),
+    ("expansion", expansion.ExpandingMLP(((0, 1), (2, 3)), hidden=()))])
+def test_columns_without_hidden_layers_are_refused_by_name(name, model):
     with pytest.raises(ValueError, match=f"model '{name}' needs at least one hidden layer"):
         model.init(jax.random.PRNGKey(0), jnp.ones((2, 64)))
