@@ -1,12 +1,16 @@
-"""Averaged gradient episodic memory (Chaudhry et al. 2019).
+"""Averaged gradient episodic memory (Chaudhry et al. 2019, Alg. 2).
 
 The gradient g of the current batch is projected when it would raise the loss
-on a sample of the memory: with g_ref the memory gradient,
+on a sample of the episodic memory: with g_ref the memory gradient,
 
     g <- g - (g . g_ref / ||g_ref||^2) g_ref   if g . g_ref < 0,
 
-so the update never points against g_ref. The memory is a reservoir filled
-inside the jitted step.
+so the update never points against g_ref. As in the paper, the memory holds
+the earlier tasks alone: a task's rows enter it when the task ends
+(UpdateEpisodicMemory), by reservoir sampling over every row of the tasks so
+far, so the first task trains unconstrained and no task is constrained by its
+own rows (filling the memory from each trained batch, as Mammoth's A-GEM-R
+does, would be another method).
 """
 
 from __future__ import annotations
@@ -38,5 +42,8 @@ def make(hp: dict) -> Algorithm:
         reference = jax.grad(task_loss)(params, memory, apply_fn)  # zero while memory is empty
         return project(grads, reference)
 
-    return Algorithm(init=replay.init_buffer(hp), grads=grads,
-                     after_step=replay.insert_after_step(replay_buffer.reservoir_add))
+    def end_task(params, buf, task_data, apply_fn, rng):
+        del params, apply_fn
+        return replay_buffer.reservoir_add_all(buf, task_data, rng)
+
+    return Algorithm(init=replay.init_buffer(hp), grads=grads, end_task=end_task)

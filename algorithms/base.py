@@ -163,6 +163,12 @@ def tree_weighted_sq_dist(weights: Params, a: Params, b: Params) -> jax.Array:
     return tree_sum(jax.tree_util.tree_map(lambda w, x, y: w * jnp.square(x - y), weights, a, b))
 
 
+def pad_rows(a: jax.Array, multiple: int) -> jax.Array:
+    """``a`` padded with zero rows (weight 0, so never counted) to a multiple of ``multiple``
+    rows, for chunks of equal size under ``lax.scan``."""
+    return jnp.pad(a, [(0, -a.shape[0] % multiple)] + [(0, 0)] * (a.ndim - 1))
+
+
 def random_rows(eligible: jax.Array, rng: jax.Array, count: int) -> jax.Array:
     """``count`` distinct indices (all, if there are fewer) drawn uniformly among the True
     entries of ``eligible``, the others following in index order when too few are. They

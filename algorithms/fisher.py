@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from algorithms import dense_statistics
-from algorithms.base import ApplyFn, Batch, Params, masked_logits, random_rows
+from algorithms.base import ApplyFn, Batch, Params, masked_logits, pad_rows, random_rows
 
 FISHER_TYPES = ("empirical", "true")
 # Examples per chunk of per-example gradients: each chunk holds one gradient per
@@ -43,11 +43,7 @@ def pick_rows(weight: jax.Array, rng: jax.Array, num_samples: int) -> tuple[jax.
     size = weight.shape[0]
     count = size if num_samples <= 0 else min(num_samples, size)
     rows = random_rows(weight > 0, rng, count)
-    return _pad(rows, CHUNK), _pad(weight[rows], CHUNK)
-
-
-def _pad(a: jax.Array, multiple: int) -> jax.Array:
-    return jnp.pad(a, [(0, -a.shape[0] % multiple)] + [(0, 0)] * (a.ndim - 1))
+    return pad_rows(rows, CHUNK), pad_rows(weight[rows], CHUNK)
 
 
 def per_example_mean(scalar: ScalarFn, transform: Callable[[jax.Array], jax.Array],
@@ -62,7 +58,7 @@ def per_example_mean(scalar: ScalarFn, transform: Callable[[jax.Array], jax.Arra
     first = jax.tree_util.tree_map(lambda a: a[0], fields)
     layers = dense_statistics.plan(scalar, params, first, keys[0])
     chunk = CHUNK if layers is None else DENSE_CHUNK
-    rows, weight, keys = (_pad(a, chunk) for a in (rows, weight, keys))
+    rows, weight, keys = (pad_rows(a, chunk) for a in (rows, weight, keys))
 
     def chunk_sums(ids, w, k):
         examples = jax.tree_util.tree_map(lambda a: a[ids], fields)

@@ -6,7 +6,9 @@
   random), every class keeps its m best-ranked rows; herding ranks are nested,
   so shrinking a class just drops its highest ranks.
 * Loss: binary cross-entropy on the current batch plus a replayed exemplar
-  batch; targets are one-hot for new classes and the previous model's
+  batch, over the classes met so far (Alg. 3's outputs 1..t: those of the
+  finished tasks and those of the current task's batches so far, never a
+  later task's); targets are one-hot for new classes and the previous model's
   sigmoid outputs for the classes seen before (the distillation term).
 * Prediction: nearest mean of the L2-normalised exemplar features (the input
   of the ``head`` layer, see ``model_info.head_features``), class means taken
@@ -36,6 +38,7 @@ class ICaRLState(NamedTuple):
     rank: jax.Array  # [S] int32: each exemplar's rank within its class
     teacher: Params
     seen: jax.Array  # [C] bool: classes of the finished tasks
+    training: jax.Array  # [C] bool: classes of the current task's batches so far
     means: jax.Array  # [C, D] normalised class means of the exemplar features
     has_mean: jax.Array  # [C] bool
 
@@ -94,9 +97,9 @@ def make(hp: dict) -> Algorithm:
         buf = replay_buffer.for_params(params, hp)
         size, classes = buf.y.shape[0], buf.logits.shape[1]
         width = params["head"]["kernel"].shape[0]
-        return ICaRLState(buf, jnp.full((size,), UNRANKED, jnp.int32), params,
-                          jnp.zeros((classes,), bool), jnp.zeros((classes, width)),
-                          jnp.zeros((classes,), bool))
+        none = jnp.zeros((classes,), bool)
+        return ICaRLState(buf, jnp.full((size,), UNRANKED, jnp.int32), params, none, none,
+                          jnp.zeros((classes, width)), none)
 
     def loss(params, state, batch, apply_fn, rng):
         memory = replay_buffer.sample(state.buffer, rng, count, batch["x"])
@@ -104,7 +107,8 @@ def make(hp: dict) -> Algorithm:
         logits = apply_fn(params, joint["x"])
         old = jax.nn.sigmoid(jax.lax.stop_gradient(apply_fn(state.teacher, joint["x"])))
         targets = jnp.where(state.seen, old, jax.nn.one_hot(joint["y"], logits.shape[-1]))
-        mask = joint["logit_mask"]
+        met = state.seen | state.training | lwf.classes_in(batch, logits.shape[-1])
+        mask = joint["logit_mask"] & met
         bce = jnp.where(mask, optax.sigmoid_binary_cross_entropy(logits, targets), 0.0)
         per_row = jnp.sum(bce, -1) / jnp.maximum(jnp.sum(mask, -1), 1)
         weight = joint["weight"]
@@ -138,7 +142,12 @@ def make(hp: dict) -> Algorithm:
             params, replay_buffer.inputs(buf, task_data["x"]), apply_fn))
         means, has_mean = class_means(exemplar_feats, buf.y, buf.valid, classes)
         return ICaRLState(buf, jnp.where(buf.valid, pick["rank"], UNRANKED), params, seen,
-                          means, has_mean)
+                          jnp.zeros_like(seen), means, has_mean)
+
+    def after_step(state, old_params, new_params, grads, batch, apply_fn, rng):
+        del old_params, new_params, grads, apply_fn, rng
+        classes = state.training.shape[0]
+        return state._replace(training=state.training | lwf.classes_in(batch, classes))
 
     def predict(params, state, x, apply_fn):
         feats = _normalise(model_info.head_features(params, x, apply_fn))
@@ -146,4 +155,5 @@ def make(hp: dict) -> Algorithm:
         nme = jnp.where(state.has_mean, -dist, NEG_INF)
         return jnp.where(jnp.any(state.has_mean), nme, apply_fn(params, x))
 
-    return Algorithm(init=init, loss=loss, end_task=end_task, predict=predict)
+    return Algorithm(init=init, loss=loss, after_step=after_step, end_task=end_task,
+                     predict=predict)

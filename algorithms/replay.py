@@ -1,7 +1,8 @@
 """Experience replay's pieces shared by ER, class-balanced ER, A-GEM, DER and CLS-ER.
 
-State is a ``replay_buffer.Buffer`` filled inside the jitted step; the loss
-adds a batch of ``replay_batch_size`` stored examples to the current one.
+State is a ``replay_buffer.Buffer`` filled inside the jitted step (A-GEM's when
+a task ends); the loss adds a batch of ``replay_batch_size`` stored examples to
+the current one.
 """
 
 from __future__ import annotations

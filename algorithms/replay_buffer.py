@@ -13,10 +13,12 @@ Two insertion policies:
   is in the buffer with probability S/n. Vectorised over the batch with the
   sequential semantics kept exactly (a later example that draws the same slot
   wins).
-* ``balanced_add`` (class-balancing reservoir, Chrysakis & Moens 2020): when
-  full, an example of a non-largest class evicts a random member of the
-  largest class; one of a largest class replaces a random member of its own
-  class with probability (stored of its class) / (seen of its class).
+* ``balanced_add`` (class-balancing reservoir, Chrysakis & Moens 2020, Alg. 1):
+  once the buffer is full, a class is *full* when it is, or has been since,
+  the largest in the buffer. An example of a class that is not full evicts a
+  random member of a largest class; one of a full class replaces a random
+  member of its own class with probability (stored of its class) / (seen of
+  its class).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from algorithms import model_info
-from algorithms.base import Batch, Params, random_rows
+from algorithms.base import Batch, Params, pad_rows, random_rows
 
 
 class Buffer(NamedTuple):
@@ -39,6 +41,7 @@ class Buffer(NamedTuple):
     valid: jax.Array  # [S] bool
     num_seen: jax.Array  # [] int32: real examples offered so far
     class_seen: jax.Array  # [C] int32: real examples offered per class
+    class_full: jax.Array  # [C] bool: largest in the full buffer now or before (balanced_add)
 
 
 def empty(size: int, input_size: int, num_classes: int) -> Buffer:
@@ -48,7 +51,7 @@ def empty(size: int, input_size: int, num_classes: int) -> Buffer:
                   jnp.zeros((size, num_classes), bool), jnp.zeros((size,), jnp.int32),
                   jnp.zeros((size, num_classes), jnp.float32),
                   jnp.zeros((size,), bool), jnp.zeros((), jnp.int32),
-                  jnp.zeros((num_classes,), jnp.int32))
+                  jnp.zeros((num_classes,), jnp.int32), jnp.zeros((num_classes,), bool))
 
 
 def for_params(params: Params, hp: dict) -> Buffer:
@@ -95,6 +98,17 @@ def reservoir_add(buf: Buffer, batch: Batch, rng: jax.Array) -> Buffer:
                         class_seen=seen)
 
 
+def reservoir_add_all(buf: Buffer, data: Batch, rng: jax.Array, chunk: int = 256) -> Buffer:
+    """``reservoir_add`` of every row of ``data`` (a whole task), ``chunk`` rows at a time
+    under ``lax.scan``, so its collision check stays ``[chunk, chunk]`` on a task of any size."""
+    chunk = min(chunk, data["y"].shape[0])
+    chunks = jax.tree_util.tree_map(
+        lambda a: pad_rows(a, chunk).reshape((-1, chunk) + a.shape[1:]), data)
+    keys = jax.random.split(rng, chunks["y"].shape[0])
+    buf, _ = jax.lax.scan(lambda b, part: (reservoir_add(b, *part), None), buf, (chunks, keys))
+    return buf
+
+
 def _random_member(rng: jax.Array, candidates: jax.Array) -> jax.Array:
     """A uniformly chosen index among the True entries of ``candidates``."""
     keys = jnp.where(candidates, jax.random.uniform(rng, candidates.shape), -1.0)
@@ -109,18 +123,19 @@ def _balanced_one(buf: Buffer, item: tuple) -> tuple[Buffer, None]:
     class_seen = buf.class_seen.at[label].add(real.astype(jnp.int32))
     stored = jnp.zeros_like(buf.class_seen).at[buf.y].add(buf.valid.astype(jnp.int32))
     largest = jnp.max(stored)
-    full = jnp.all(buf.valid)
+    filled = jnp.all(buf.valid)
+    class_full = jnp.where(real & filled, buf.class_full | (stored == largest), buf.class_full)
     free_slot = jnp.argmin(buf.valid)
     evict = _random_member(pick_rng, buf.valid & (stored[buf.y] == largest))
     own = _random_member(pick_rng, buf.valid & (buf.y == label))
     accept = jax.random.uniform(accept_rng) * class_seen[label] < stored[label]
-    slot = jnp.where(~full, free_slot,
-                     jnp.where(stored[label] < largest, evict, jnp.where(accept, own, size)))
+    slot = jnp.where(~filled, free_slot,
+                     jnp.where(class_full[label], jnp.where(accept, own, size), evict))
     slot = jnp.where(real, slot, size)
     rows = jax.tree_util.tree_map(lambda a: a[None], row)
     buf = _write(buf, slot[None], rows)
     return buf._replace(num_seen=buf.num_seen + real.astype(jnp.int32),
-                        class_seen=class_seen), None
+                        class_seen=class_seen, class_full=class_full), None
 
 
 def balanced_add(buf: Buffer, batch: Batch, rng: jax.Array) -> Buffer:

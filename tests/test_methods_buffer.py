@@ -56,6 +56,22 @@ def test_reservoir_fills_in_order_before_full():
     assert list(np.asarray(buf.x[:6, 0])) == [0, 1, 2, 3, 4, 5]
 
 
+def test_reservoir_over_a_whole_task_is_uniform_and_matches_its_chunking():
+    n, size, trials = 40, 10, 3000
+    batches = _stream(np.zeros(n, np.int32), batch=8)
+    task = jax.tree_util.tree_map(lambda a: a.reshape((-1,) + a.shape[2:]), batches)
+    add_all = jax.jit(lambda k, chunk: replay_buffer.reservoir_add_all(
+        replay_buffer.empty(size, 1, 4), task, k, chunk), static_argnums=1)
+    bufs = jax.vmap(lambda k: add_all(k, 16))(jax.random.split(jax.random.PRNGKey(0), trials))
+    held = np.asarray(bufs.x[..., 0])
+    assert np.all(np.asarray(bufs.valid)) and np.all(held >= 0)  # full, never a padding row
+    assert all(len(set(row)) == size for row in held)
+    assert np.asarray(bufs.num_seen)[0] == n
+    assert stats.chisquare(np.bincount(held.astype(int).ravel(), minlength=n)).pvalue > 1e-3
+    one = add_all(jax.random.PRNGKey(1), task["y"].shape[0])  # one chunk: no padding added
+    assert np.asarray(one.num_seen) == n and np.all(np.asarray(one.x[:, 0]) >= 0)
+
+
 def test_balanced_buffer_stays_balanced_on_an_imbalanced_stream():
     rng = np.random.default_rng(0)
     labels = rng.permutation(np.array([0] * 300 + [1] * 30 + [2] * 30 + [3] * 30, np.int32))
@@ -66,6 +82,17 @@ def test_balanced_buffer_stays_balanced_on_an_imbalanced_stream():
     assert np.all(labels[kept] == np.asarray(buf.y))  # rows stay consistent
     plain = _fill(jax.random.PRNGKey(0), _stream(labels, batch=16), 40, False)
     assert np.bincount(np.asarray(plain.y), minlength=4)[0] > 20  # reservoir follows the stream
+
+
+def test_balanced_buffer_never_grows_a_class_that_has_been_the_largest():
+    # Size 3: 0, 0, 1 fill it; class 0 is the largest, so full. A 1 evicts a 0 (1 is not
+    # full): counts 1 / 2, and now 1 is full too. The last 0 belongs to a full class: it
+    # may only replace a 0, so class 0 stays at 1, though it is now the smaller class.
+    batches = _stream(np.array([0, 0, 1, 1, 0], np.int32), batch=8)
+    for seed in range(20):
+        buf = _fill(jax.random.PRNGKey(seed), batches, 3, True)
+        assert list(np.bincount(np.asarray(buf.y), minlength=4)[:2]) == [1, 2]
+        assert list(np.asarray(buf.class_full)) == [True, True, False, False]
 
 
 def test_sample_draws_distinct_real_rows_shaped_like_the_batch():

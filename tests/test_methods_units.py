@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from algorithms import agem, freeze, icarl, lwf, si
+from algorithms import agem, base, freeze, icarl, lwf, si
 
 
 def test_si_omega_matches_hand_computation_on_a_quadratic():
@@ -59,6 +59,34 @@ def _linear(params, x):
     return x @ params["head"]["kernel"]
 
 
+def test_agem_constrains_by_earlier_tasks_only():
+    rng = np.random.default_rng(0)
+    params = {"head": {"kernel": jnp.asarray(rng.normal(size=(3, 4)), jnp.float32)}}
+
+    def task(label, t):
+        return {"x": jnp.asarray(rng.normal(size=(6, 3)), jnp.float32),
+                "y": jnp.full((6,), label), "weight": jnp.ones(6),
+                "logit_mask": jnp.ones((6, 4), bool), "task": jnp.full((6,), t)}
+
+    hp = {"buffer_size": 8, "replay_batch_size": 4, "buffer_input_size": 0, "agem_ref_size": 8}
+    alg = agem.make(hp)
+    buf = alg.init(params, None)
+    first, second = task(0, 0), task(1, 1)
+    key = jax.random.PRNGKey(0)
+    grads = jax.grad(base.task_loss)(params, first, _linear)
+    chex.assert_trees_all_equal(alg.grads(grads, params, buf, first, _linear, key), grads)
+    buf = alg.after_step(buf, params, params, grads, first, _linear, key)
+    assert int(buf.valid.sum()) == 0  # a task's own rows do not enter the memory as it trains
+    buf = alg.end_task(params, buf, first, _linear, key)
+    assert int(buf.valid.sum()) == 6 and set(np.asarray(buf.task)[np.asarray(buf.valid)]) == {0}
+    reference = jax.grad(base.task_loss)(params, first, _linear)
+    projected = alg.grads(reference, params, buf, second, _linear, key)
+    chex.assert_trees_all_equal(projected, reference)  # along g_ref: nothing to remove
+    opposed = jax.tree_util.tree_map(jnp.negative, reference)
+    out = alg.grads(opposed, params, buf, second, _linear, key)
+    chex.assert_trees_all_close(out, jax.tree_util.tree_map(jnp.zeros_like, out), atol=1e-6)
+
+
 def test_lwf_term_is_zero_when_student_equals_teacher():
     rng = np.random.default_rng(0)
     params = {"head": {"kernel": jnp.asarray(rng.normal(size=(3, 4)), jnp.float32)}}
@@ -74,6 +102,26 @@ def test_lwf_term_is_zero_when_student_equals_teacher():
     moved = {"head": {"kernel": params["head"]["kernel"].at[:, 0].add(1.0)}}
     _, aux = alg.loss(moved, state, batch, _linear, None)
     assert float(aux["distillation"]) > 1e-3
+
+
+def test_lwf_distils_each_old_head_apart_in_task_il():
+    rng = np.random.default_rng(0)
+    params = {"head": {"kernel": jnp.asarray(rng.normal(size=(3, 6)), jnp.float32)}}
+    alg = lwf.make({"lwf_alpha": 1.0, "lwf_temperature": 2.0})
+    state = alg.init(params, None)
+    x = jnp.asarray(rng.normal(size=(4, 3)), jnp.float32)
+    for classes in ([0, 1], [2, 3]):  # two finished tasks, a head each
+        mask = jnp.zeros((4, 6), bool).at[:, classes].set(True)
+        task = {"x": x, "y": jnp.full((4,), classes[0]), "weight": jnp.ones(4), "logit_mask": mask}
+        state = alg.end_task(params, state, task, _linear, None)
+    assert list(np.asarray(state.head)[:4]) == [0, 0, 1, 1]
+    new = {"x": x, "y": jnp.full((4,), 4), "weight": jnp.ones(4),
+           "logit_mask": jnp.zeros((4, 6), bool).at[:, 4:].set(True)}
+    shifted = lambda p, x: _linear(p, x).at[:, 2:4].add(3.0)  # one head's logits moved together
+    _, aux = alg.loss(params, state, new, shifted, None)
+    assert abs(float(aux["distillation"])) < 1e-5  # each head's softmax is unchanged
+    joint = lwf.distillation(shifted(params, x), _linear(params, x), state.seen, jnp.ones(4), 2.0)
+    assert float(joint) > 1e-2  # one softmax over both heads would count the shift
 
 
 def test_freeze_keeps_lower_layers_fixed_after_the_first_task():
@@ -102,6 +150,24 @@ def test_herding_ranks_each_class_and_starts_closest_to_the_mean():
     members = np.asarray(feats)[[0, 2, 4, 6]]
     first = np.argmin(((members - members.mean(0)) ** 2).sum(1))
     assert ranks[[0, 2, 4, 6]][first] == 0
+
+
+def test_icarl_loss_leaves_the_classes_of_later_tasks_alone():
+    rng = np.random.default_rng(0)
+    params = {"head": {"kernel": jnp.asarray(rng.normal(size=(3, 4)), jnp.float32)}}
+    alg = icarl.make({"buffer_size": 8, "replay_batch_size": 4, "buffer_input_size": 0,
+                      "icarl_selection": "random"})
+    state = alg.init(params, jax.random.PRNGKey(0))
+    batch = {"x": jnp.asarray(rng.normal(size=(6, 3)), jnp.float32),
+             "y": jnp.asarray([0, 1, 0, 1, 0, 1]), "weight": jnp.ones(6),
+             "logit_mask": jnp.ones((6, 4), bool), "task": jnp.zeros(6, jnp.int32)}
+    loss = lambda p, s, b: alg.loss(p, s, b, _linear, jax.random.PRNGKey(1))[0]
+    grad = np.asarray(jax.grad(loss)(params, state, batch)["head"]["kernel"])
+    assert np.all(grad[:, 2:] == 0.0) and np.all(np.abs(grad[:, :2]).sum(0) > 0)
+    only_zeros = {**batch, "y": jnp.zeros(6, jnp.int32)}  # class 1 met earlier in the task
+    state = alg.after_step(state, params, params, None, batch, _linear, None)
+    grad = np.asarray(jax.grad(loss)(params, state, only_zeros)["head"]["kernel"])
+    assert np.all(np.abs(grad[:, 1]) > 0) and np.all(grad[:, 2:] == 0.0)
 
 
 def test_lwf_distillation_ignores_classes_outside_the_mask():
