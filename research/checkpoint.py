@@ -16,11 +16,13 @@ import copy
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+
+from research import distributed
 
 LAYOUT_VERSION = 2
 
@@ -74,38 +76,51 @@ def opened(workdir: str, keep: int) -> Iterator[ocp.CheckpointManager]:
         close(mngr)
 
 
-def _quarantine(mngr: ocp.CheckpointManager, step: int, err: Exception) -> None:
-    """Moves an unreadable step aside (kept for inspection) so the run can rewrite it."""
+def _quarantine(mngr: ocp.CheckpointManager, step: int, why: str) -> None:
+    """Moves an unreadable step aside (kept for inspection) so the run can rewrite it;
+    process 0 moves it, every process then reads the directory anew."""
     directory = os.fspath(mngr.directory)
-    aside = os.path.join(os.path.dirname(directory), "checkpoints_unreadable")
-    os.makedirs(aside, exist_ok=True)
-    target = os.path.join(aside, f"{step}-{int(time.time())}")
-    os.replace(os.path.join(directory, str(step)), target)
-    logging.warning("checkpoint step %d in %s is unreadable (%s); moved to %s, "
-                    "trying an older one", step, directory, type(err).__name__, target)
+    if distributed.is_primary():
+        aside = os.path.join(os.path.dirname(directory), "checkpoints_unreadable")
+        os.makedirs(aside, exist_ok=True)
+        target = os.path.join(aside, f"{step}-{int(time.time())}")
+        os.replace(os.path.join(directory, str(step)), target)
+        logging.warning("checkpoint step %d in %s is unreadable (%s); moved to %s, "
+                        "trying an older one", step, directory, why, target)
+    distributed.wait_for_all(f"quarantine {directory} {step}")  # until it has moved
     mngr.reload()
+
+
+def _read(restore: Callable[[], Any]) -> tuple[Any, str]:
+    """(what ``restore`` read, "") or (None, why not), agreed by every process: a step
+    that one of them cannot read is unreadable for all, so they restore the same step."""
+    try:
+        got, why = restore(), ""
+    except Exception as err:  # noqa: BLE001 - any failure means this step is unusable
+        got, why = None, type(err).__name__
+    if distributed.on_any_process(bool(why)):
+        return None, why or "unreadable on another process"
+    return got, ""
 
 
 def restore_latest(mngr: ocp.CheckpointManager, like: Any) -> tuple[Any, dict] | None:
     """(state, progress) of the newest readable checkpoint, or None if there is none."""
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, like)
     for step in sorted(mngr.all_steps(), reverse=True):
-        try:
-            progress = mngr.restore(step, args=ocp.args.Composite(
-                progress=ocp.args.JsonRestore()))["progress"]
-        except Exception as err:  # noqa: BLE001 - any failure means this step is unusable
-            _quarantine(mngr, step, err)
+        progress, why = _read(lambda step=step: mngr.restore(step, args=ocp.args.Composite(
+            progress=ocp.args.JsonRestore()))["progress"])
+        if why:
+            _quarantine(mngr, step, why)
             continue
         if progress.get("layout_version") != LAYOUT_VERSION:
             raise CheckpointError(
                 f"checkpoint step {step} in {mngr.directory} has state layout version "
                 f"{progress.get('layout_version')}, this code writes {LAYOUT_VERSION}; "
                 "start a new --workdir or pass --overwrite")
-        try:
-            state = mngr.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract)))["state"]
-        except Exception as err:  # noqa: BLE001
-            _quarantine(mngr, step, err)
+        state, why = _read(lambda step=step: mngr.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract)))["state"])
+        if why:
+            _quarantine(mngr, step, why)
             continue
         return state, progress
     return None

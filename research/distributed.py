@@ -257,6 +257,31 @@ def is_primary() -> bool:
     return jax.process_index() == 0
 
 
+def text_of_process_0(text: str, size: int = 4096) -> str:
+    """Process 0's ``text`` (its first ``size`` bytes) on every process, for a verdict all
+    of them must act on, such as a refusal only process 0 could check; a barrier too."""
+    if jax.process_count() == 1:
+        return text
+    raw = np.zeros(size, np.uint8)
+    encoded = np.frombuffer(text.encode()[:size], np.uint8)
+    raw[:encoded.size] = encoded
+    got = np.asarray(multihost_utils.broadcast_one_to_all(raw))
+    return got.tobytes().rstrip(b"\0").decode(errors="replace")
+
+
+def on_any_process(flag: bool) -> bool:
+    """Whether ``flag`` holds on any process (a barrier too)."""
+    if jax.process_count() == 1:
+        return flag
+    return bool(np.any(multihost_utils.process_allgather(np.asarray(flag))))
+
+
+def wait_for_all(name: str) -> None:
+    """A barrier of every process (nothing on one)."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
+
+
 # -- many hosts ----------------------------------------------------------------
 _COORDINATOR = "coordinator_address"
 _NUM_PROCESSES = "num_processes"
@@ -276,7 +301,12 @@ def define_flags() -> None:
 
 def _env_int(name: str) -> int | None:
     value = os.environ.get(name)
-    return None if value in (None, "") else int(value)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
 
 
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
@@ -291,8 +321,12 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
         "JAX_NUM_PROCESSES")
     process_id = process_id if process_id is not None else _env_int("JAX_PROCESS_ID")
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(coordinator_address=coordinator_address,
-                               num_processes=num_processes, process_id=process_id)
+    try:
+        jax.distributed.initialize(coordinator_address=coordinator_address,
+                                   num_processes=num_processes, process_id=process_id)
+    except ValueError as err:  # what is missing, where no cluster environment says it
+        raise ValueError(f"cannot join the processes: {err} (give --num_processes and "
+                         "--process_id, or JAX_NUM_PROCESSES and JAX_PROCESS_ID)") from None
 
 
 def initialize_from_flags() -> None:

@@ -16,6 +16,8 @@ from collections.abc import Iterable
 import numpy as np
 
 SCENARIO_KEYS = ("class_il", "task_il", "domain_il")
+_UMASK = os.umask(0)  # read once, on import, before any thread writes a report
+os.umask(_UMASK)
 
 
 def atomic_write(path: str, data: str | bytes) -> None:
@@ -24,6 +26,7 @@ def atomic_write(path: str, data: str | bytes) -> None:
     mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-" + os.path.basename(path))
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # as open() would make it; mkstemp's is owner-only
         with os.fdopen(fd, mode) as f:
             f.write(data)
             f.flush()

@@ -115,6 +115,10 @@ class RunData:
         return self.pool(stage_task, current_only=self.train_on == "task")
 
 
+# What a run shows and keeps, not what it computes: a resume may change them.
+OPERATIONAL = ("progress", "plots", "tensorboard", "keep_checkpoints")
+
+
 def _identity(config: ml_collections.ConfigDict) -> dict:
     """The config as it defines this run: other methods' hyper-parameters left out."""
     own = set(algorithms.load(config.algorithm).HPARAMS)
@@ -129,14 +133,18 @@ def prepare_workdir(workdir: str, identity: dict, overwrite: bool) -> None:
     config as it defines the run's numbers, written to ``config.json``).
 
     With many processes only process 0 clears and creates it; the others wait
-    for it at a barrier, so ``--overwrite`` never removes another's files.
+    for its verdict, so ``--overwrite`` never removes another's files, and a
+    refusal reaches every process as the same one-line error.
     """
+    refusal = ""
     if distributed.is_primary():
-        _claim_workdir(workdir, identity, overwrite)
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(f"prepare_workdir {workdir}")
+        try:
+            _claim_workdir(workdir, identity, overwrite)
+        except WorkdirError as err:
+            refusal = str(err)
+    refusal = distributed.text_of_process_0(refusal)
+    if refusal:
+        raise WorkdirError(refusal)
 
 
 def writable_directory(path: str, name: str = "workdir") -> str:
@@ -151,6 +159,11 @@ def writable_directory(path: str, name: str = "workdir") -> str:
     return path
 
 
+# What a start writes before its run writes anything: a start that failed there (a
+# missing data file, a mesh that does not fit) leaves no run to protect.
+_BEFORE_ANY_RUN = ("config.json", "xla_cache")
+
+
 def _claim_workdir(workdir: str, wanted: dict, overwrite: bool) -> None:
     config_path = os.path.join(workdir, "config.json")
     if overwrite and os.path.isdir(workdir):
@@ -160,13 +173,15 @@ def _claim_workdir(workdir: str, wanted: dict, overwrite: bool) -> None:
         with open(config_path) as f:
             later = {k: v for k, v in FIELDS_ADDED_LATER.items() if k in wanted}
             found = {**later, **json.load(f)}
-        if found != wanted:
-            diff = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
+        diff = sorted(k for k in set(found) | set(wanted)
+                      if k not in OPERATIONAL and found.get(k) != wanted.get(k))
+        if not diff:
+            return
+        if any(name not in _BEFORE_ANY_RUN for name in os.listdir(workdir)):
             raise WorkdirError(
                 f"workdir {workdir!r} holds a run of a different config (fields differ: "
                 f"{', '.join(diff)}); use another --workdir or pass --overwrite")
-    else:
-        report.write_json(config_path, wanted)
+    report.write_json(config_path, wanted)
 
 
 def _check_finite(rows: list[dict]) -> None:

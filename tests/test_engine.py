@@ -177,6 +177,13 @@ def test_workdir_of_other_config_is_refused(digits_config, tmp_path):
     train.train_and_evaluate(digits_config, str(tmp_path), overwrite=True)
 
 
+def test_a_start_that_failed_before_its_run_does_not_hold_the_workdir(tmp_path):
+    train.prepare_workdir(str(tmp_path), {"learning_rate": 0.1}, overwrite=False)
+    (tmp_path / "xla_cache").mkdir()  # its build failed here: no checkpoint, no report
+    train.prepare_workdir(str(tmp_path), {"learning_rate": 0.01}, overwrite=False)
+    assert json.loads((tmp_path / "config.json").read_text()) == {"learning_rate": 0.01}
+
+
 def test_rerun_of_finished_run_resumes_without_training(digits_config, tmp_path):
     first = _run(digits_config, tmp_path)
     mtime = os.path.getmtime(tmp_path / "checkpoints")
@@ -194,9 +201,11 @@ def test_tensorboard_events(digits_config, tmp_path):
     assert len(files) == 1 and files[0].stat().st_size > 100
 
 
-def test_other_methods_hparams_do_not_define_the_run(digits_config, tmp_path):
+def test_what_leaves_the_numbers_alone_does_not_define_the_run(digits_config, tmp_path):
     first = _run(digits_config, tmp_path)
     digits_config.hp.ewc_lambda = 1.0  # naive does not read it
+    digits_config.progress, digits_config.plots = True, False  # operational
+    digits_config.keep_checkpoints += 1
     again = _run(digits_config, tmp_path)
     assert again["class_il"]["accuracy_matrix"] == first["class_il"]["accuracy_matrix"]
 

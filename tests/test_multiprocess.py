@@ -11,6 +11,7 @@ import chex
 import numpy as np
 import pytest
 
+from tests.reliability import helpers
 from tests.test_distributed import (
     PROGRAM,
     ROOT,
@@ -28,8 +29,9 @@ def _free_port() -> int:
 
 
 def _run_pair(command: list[str], extra_env: dict | None = None,
-              id_flag: bool = False) -> list[str]:
-    """Starts process 1 then process 0 of a 2-process job; returns their stdouts."""
+              id_flag: bool = False, returncode: int = 0) -> list[str]:
+    """Starts process 1 then process 0 of a 2-process job; both must exit with
+    ``returncode``. Returns their stdouts (their stderrs, when they are to fail)."""
     port = _free_port()
     procs = []
     for pid in (1, 0):
@@ -42,8 +44,8 @@ def _run_pair(command: list[str], extra_env: dict | None = None,
     outs = []
     for proc in reversed(procs):
         out, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, err[-3000:]
-        outs.append(out)
+        assert proc.returncode == returncode, err[-3000:]
+        outs.append(out if returncode == 0 else err)
     return outs
 
 
@@ -53,6 +55,17 @@ def test_two_processes_share_a_sharded_step():
         result = json.loads(out.strip().splitlines()[-1])
         assert result["devices"] == 2 and result["replicated"] and result["all_reduce"]
         chex.assert_trees_all_close(np.asarray(result["grad"]), expected_grad(), atol=1e-5)
+
+
+def test_a_workdir_refused_by_process_0_fails_every_process_in_one_line(tmp_path):
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    (workdir / "config.json").write_text(json.dumps({"learning_rate": 1.0}))
+    (workdir / "results.json").write_text("{}")  # a run of another config is here
+    errs = _run_pair(run_args(workdir), id_flag=True, returncode=2)
+    for err in errs:
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "holds a run of a different config" in lines[0], err[-2000:]
 
 
 @pytest.mark.slow
@@ -67,6 +80,13 @@ def test_two_process_run_matches_single_process(tmp_path):
     (tmp_path / "pair" / "stale.txt").write_text("from the last run")
     _run_pair(run_args(tmp_path / "pair") + ["--overwrite"], id_flag=True)
     assert not (tmp_path / "pair" / "stale.txt").exists()
+    assert_runs_agree(single, tmp_path / "pair")
+    # a corrupt newest step: both processes fall back to the same older one, process 0
+    # alone moves it aside, and the retrained end agrees
+    newest = helpers.steps(tmp_path / "pair")[-1]
+    helpers.corrupt(tmp_path / "pair" / "checkpoints" / str(newest))
+    _run_pair(run_args(tmp_path / "pair"), id_flag=True)
+    assert len(list((tmp_path / "pair" / "checkpoints_unreadable").iterdir())) == 1
     assert_runs_agree(single, tmp_path / "pair")
     # each process builds only its own devices' rows of the training pool
     _run_pair(run_args(tmp_path / "rows") + ["--config.shard_data=True"], id_flag=True)

@@ -34,3 +34,15 @@ def figures(workdir) -> dict:
     results = json.loads((pathlib.Path(workdir) / "results.json").read_text())
     return {k: results[k]["accuracy_matrix"] for k in ("class_il", "task_il")} | {
         "final_loss": results["final_loss"], "steps": results["steps"]}
+
+
+def corrupt(step_dir: pathlib.Path) -> None:
+    """Truncates every file of a checkpoint step to half its length."""
+    for path in step_dir.rglob("*"):
+        if path.is_file() and path.stat().st_size > 0:
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def steps(workdir: pathlib.Path) -> list[int]:
+    """The checkpoint steps in a workdir, oldest first."""
+    return sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())

@@ -1,6 +1,7 @@
 """Bad input: one clear line, exit status 2, never a traceback; config parsers never crash."""
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -127,6 +128,21 @@ def test_non_finite_or_non_positive_learning_rate(value):
     config.learning_rate = value
     with pytest.raises(config_check.ConfigError, match="learning_rate"):
         config_check.validate(config)
+
+
+@pytest.mark.parametrize("flag, environ, line", [
+    ("--coordinator_address=127.0.0.1:1", {}, "cannot join the processes: "),
+    ("--distributed", {"JAX_NUM_PROCESSES": "two"},
+     "environment variable JAX_NUM_PROCESSES='two' is not an integer"),
+])
+def test_processes_that_cannot_join_say_why_in_one_line(tmp_path, flag, environ, line):
+    environ = {**helpers.env(), **environ}
+    del environ["JAX_COMPILATION_CACHE_DIR"]  # as a user runs it: the workdir's cache then
+    proc = subprocess.run(helpers.run_cmd(tmp_path / "w", flag), cwd=helpers.ROOT, env=environ,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-500:]
+    last = proc.stderr.strip().splitlines()
+    assert len(last) == 1 and last[0].startswith(f"error: {line}"), proc.stderr[-500:]
 
 
 @pytest.mark.parametrize("script, args, line", [

@@ -1,27 +1,20 @@
-"""Corrupt, foreign and unwritable checkpoints; pruning."""
+"""Corrupt, foreign and unwritable checkpoints; pruning; the file modes of reports."""
 
 import json
 import logging
+import os
+import stat
 
 import pytest
 
-from research import checkpoint, train
-
-
-def _steps(workdir):
-    return sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
-
-
-def _corrupt(step_dir):
-    for path in step_dir.rglob("*"):
-        if path.is_file() and path.stat().st_size > 0:
-            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+from research import checkpoint, report, train
+from tests.reliability import helpers
 
 
 def test_corrupt_latest_checkpoint_falls_back(digits_config, tmp_path, caplog):
     first = train.train_and_evaluate(digits_config, str(tmp_path))
-    latest = _steps(tmp_path)[-1]
-    _corrupt(tmp_path / "checkpoints" / str(latest))
+    latest = helpers.steps(tmp_path)[-1]
+    helpers.corrupt(tmp_path / "checkpoints" / str(latest))
     with caplog.at_level(logging.WARNING):
         again = train.train_and_evaluate(digits_config, str(tmp_path))
     assert f"checkpoint step {latest}" in caplog.text and "unreadable" in caplog.text
@@ -43,7 +36,7 @@ def test_foreign_layout_version_is_refused(digits_config, tmp_path):
 def test_checkpoints_are_pruned(digits_config, tmp_path):
     digits_config.keep_checkpoints = 2
     train.train_and_evaluate(digits_config, str(tmp_path))
-    assert len(_steps(tmp_path)) == 2
+    assert len(helpers.steps(tmp_path)) == 2
 
 
 def test_full_disk_during_save_keeps_previous(digits_config, tmp_path, monkeypatch):
@@ -66,7 +59,7 @@ def test_full_disk_during_save_keeps_previous(digits_config, tmp_path, monkeypat
     monkeypatch.setattr(checkpoint, "manager", failing_manager)
     with pytest.raises(checkpoint.CheckpointError, match="No space left on device"):
         train.train_and_evaluate(digits_config, str(tmp_path / "run"))
-    assert len(_steps(tmp_path / "run")) == 3
+    assert len(helpers.steps(tmp_path / "run")) == 3
     monkeypatch.setattr(checkpoint, "manager", real_save)
     resumed = train.train_and_evaluate(digits_config, str(tmp_path / "run"))
     assert resumed["class_il"]["accuracy_matrix"] == expected["class_il"]["accuracy_matrix"]
@@ -89,7 +82,17 @@ def test_write_failing_in_the_background_is_reported_and_resumes(digits_config, 
     monkeypatch.setattr(atomicity.AtomicRenameTemporaryPath, "finalize", finalize)
     with pytest.raises(checkpoint.CheckpointError, match="No space left on device"):
         train.train_and_evaluate(digits_config, str(tmp_path / "run"))
-    assert len(_steps(tmp_path / "run")) == 2
+    assert len(helpers.steps(tmp_path / "run")) == 2
     monkeypatch.setattr(atomicity.AtomicRenameTemporaryPath, "finalize", real_finalize)
     resumed = train.train_and_evaluate(digits_config, str(tmp_path / "run"))
     assert resumed["class_il"]["accuracy_matrix"] == expected["class_il"]["accuracy_matrix"]
+
+
+def test_reports_get_the_mode_a_plain_file_gets(tmp_path):
+    """Written through a temporary file, which is created owner-only, yet readable by
+    whoever the process's umask lets read its other files (a shared runs folder)."""
+    report.write_json(str(tmp_path / "results.json"), {"ACC": 1.0})
+    with open(tmp_path / "plain.txt", "w") as f:
+        f.write("x")
+    mode = lambda name: stat.S_IMODE(os.stat(tmp_path / name).st_mode)
+    assert mode("results.json") == mode("plain.txt")
