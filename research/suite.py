@@ -31,13 +31,28 @@ NOTES = """
 - EWC / online EWC: diagonal Fisher from per-example gradients (empirical by
   default, `fisher_type=true` samples labels from the model), all of a task's
   rows (`fisher_samples=0`). Offline EWC keeps one Fisher and anchor per task.
+  On a model made of dense layers alone (the MLP) the per-example squares are
+  summed without forming each gradient: a dense layer's per-example gradient
+  is the outer product of its input and output gradient, so the sum is one
+  product per layer (`algorithms/dense_statistics.py`; the same values to
+  5e-7, tested against per-example gradients). Other models (the CNN, the
+  text encoder) take `jax.vmap` of `jax.grad`.
 - SI integrates the task-loss gradient only; MAS uses per-example gradients of
-  the squared L2 norm of the task-masked output.
+  the squared L2 norm of the task-masked output (through the same identity on
+  dense models).
 - DER / DER++ store a row's logits at insertion, from the step's own forward
   pass, as in the paper.
-- LwF distils the previous model on the union of the old classes.
-- iCaRL: herding exemplars, sigmoid distillation, nearest-mean-of-exemplars
-  prediction on the head's input features; class- and task-IL only.
+- LwF distils the previous model within each old output head: in task-IL
+  each finished task's classes apart, in class- and domain-IL the union of
+  the old classes.
+- A-GEM's memory holds the earlier tasks only: a task's rows enter it (by
+  reservoir sampling) when the task ends, so the first task trains
+  unconstrained; the reference gradient takes up to `agem_ref_size` rows.
+- Class-balanced ER keeps CBRS's rule: a class that has been the largest in
+  the full buffer only ever replaces its own rows.
+- iCaRL: herding exemplars, sigmoid distillation over the classes met so far,
+  nearest-mean-of-exemplars prediction on the head's input features; class-
+  and task-IL only.
 - CLS-ER is evaluated with its stable EMA model.
 - Generative replay: a VAE trained alongside on current and replayed inputs;
   replayed inputs are labelled by the previous model's softened scores (T=4)
