@@ -23,6 +23,10 @@ match the replicated run.
 'data' instead of the batch: each device trains its own runs (the programs run
 under ``shard_map`` over 'data') and no program has a collective, so a sweep
 spreads over devices at no per-step cost.
+
+Batches streamed from host memory (``config.stream_chunk_steps``) are built
+as global arrays split like the step reads them (``Placement.place_streamed``):
+each device is sent only its slice of every batch, or only its runs.
 """
 
 from __future__ import annotations
@@ -165,6 +169,14 @@ class Placement:
         rows = NamedSharding(self.mesh, P(None, "data"))
         return jax.tree_util.tree_map(lambda a: _full_array(
             _pad_rows(np.asarray(jax.device_get(a)), devices), rows), pool)
+
+    def place_streamed(self, batches: Any) -> Any:
+        """Host batches ``[runs, steps, batch, ...]`` as global arrays split where the steps
+        read them: over 'data' along the batch (or along the runs with ``shard_runs``).
+        Each device is sent its own slice from host memory, no whole copy per device."""
+        spec = P("data") if self.shard_runs else P(None, None, "data")
+        sharding = NamedSharding(self.mesh, spec)
+        return jax.tree_util.tree_map(lambda a: _full_array(a, sharding), batches)
 
     def constrain_batch(self, batch: Any) -> Any:
         """One run's step batch [B, ...] split along B over 'data' (inside jit and vmap);

@@ -6,7 +6,8 @@ file). Each epoch the host draws a seeded order of the real rows, gathers K
 steps of batches at a time, and hands them to the engine's compiled
 ``chunk`` scan. The next chunk's transfer is issued before the current chunk
 runs, so copy and compute overlap (JAX dispatches both without waiting), and
-the host reads device values only where the pool path does.
+the host reads device values only where the pool path does. On a mesh each
+device is sent only the slice of each batch it computes (or its own runs).
 
 The order depends only on (seed, task, epoch), so a resumed run streams the
 same batches. It is drawn by NumPy, not by the device RNG, so a streamed run
@@ -64,12 +65,19 @@ class HostStream:
                                      self.eng.batch_size)
                          for valid, seed in zip(pool["valid"], self.seeds, strict=True)])
 
+    def _on_devices(self, batches: dict) -> dict:
+        placement = self.eng.placement
+        if placement is None:
+            return jax.device_put(batches)
+        return placement.place_streamed(batches)
+
     def epoch(self, state: engine_lib.RunState, pool: dict, hp: dict, task: int,
               epoch: int) -> tuple[engine_lib.RunState, dict]:
         """One epoch in chunks, the next chunk's copy issued before the current one runs."""
         ids = self._ids(pool, task, epoch)
         starts = range(0, ids.shape[1], self.chunk_steps)
-        chunk = lambda start: jax.device_put(gather(pool, ids[:, start:start + self.chunk_steps]))
+        chunk = lambda start: self._on_devices(
+            gather(pool, ids[:, start:start + self.chunk_steps]))
         upcoming, totals = chunk(0), None
         for i, _ in enumerate(starts):
             current = upcoming

@@ -205,6 +205,40 @@ def test_shard_data_splits_pool_rows_over_devices():
     assert result["kept"]  # the engine's placement leaves sharded rows as they are
 
 
+STREAM_PROGRAM = """
+import json, sys, types, jax, numpy as np
+from research import distributed, host_stream
+chunk = {"x": np.arange(2 * 3 * 8 * 5, dtype=np.float32).reshape(2, 3, 8, 5)}
+placement = distributed.Placement(distributed.make_mesh(), batch_size=8,
+                                  shard_runs=sys.argv[1] == "runs")
+engine = types.SimpleNamespace(placement=placement, steps_per_epoch=3, batch_size=8)
+placed = host_stream.HostStream(engine, [0, 1], 3)._on_devices(chunk)["x"]
+assert np.array_equal(np.asarray(placed), chunk["x"])
+print(json.dumps(sorted({s.data.shape for s in placed.addressable_shards})))
+"""
+
+
+@pytest.mark.parametrize("devices, split, shard", [(8, "batch", [2, 3, 1, 5]),
+                                                   (2, "runs", [1, 3, 8, 5])])
+def test_streamed_batches_reach_each_device_as_its_slice(devices, split, shard):
+    """A host-streamed chunk [runs, steps, batch, ...]: each device holds only the rows of
+    every batch it computes (or only its runs), not a copy of the whole chunk."""
+    out = subprocess.run([sys.executable, "-c", STREAM_PROGRAM, split],
+                         env=subprocess_env(devices), cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [shard]
+
+
+@pytest.mark.slow
+def test_streamed_run_on_8_devices_matches_1_device(tmp_path):
+    streamed = ["--config.stream_chunk_steps=4"]
+    for devices in (1, 8):
+        subprocess.run(run_args(tmp_path / str(devices)) + streamed,
+                       env=subprocess_env(devices), cwd=ROOT, capture_output=True, text=True,
+                       timeout=600, check=True)
+    assert_runs_agree(tmp_path / "1", tmp_path / "8")
+
+
 RUNS_PROGRAM = """
 import json, sys, jax, jax.numpy as jnp
 from research import distributed, train

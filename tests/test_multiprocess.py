@@ -91,6 +91,12 @@ def test_two_process_run_matches_single_process(tmp_path):
     # each process builds only its own devices' rows of the training pool
     _run_pair(run_args(tmp_path / "rows") + ["--config.shard_data=True"], id_flag=True)
     assert_runs_agree(single, tmp_path / "rows")
+    # batches streamed from host memory: each process sends its devices their slices
+    streamed = ["--config.stream_chunk_steps=4"]
+    subprocess.run(run_args(tmp_path / "stream_single") + streamed, env=subprocess_env(1),
+                   cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
+    _run_pair(run_args(tmp_path / "stream_pair") + streamed, id_flag=True)
+    assert_runs_agree(tmp_path / "stream_single", tmp_path / "stream_pair")
 
 
 @pytest.mark.slow
