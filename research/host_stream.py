@@ -65,18 +65,12 @@ class HostStream:
                                      self.eng.batch_size)
                          for valid, seed in zip(pool["valid"], self.seeds, strict=True)])
 
-    def _on_devices(self, batches: dict) -> dict:
-        placement = self.eng.placement
-        if placement is None:
-            return jax.device_put(batches)
-        return placement.place_streamed(batches)
-
     def epoch(self, state: engine_lib.RunState, pool: dict, hp: dict, task: int,
               epoch: int) -> tuple[engine_lib.RunState, dict]:
         """One epoch in chunks, the next chunk's copy issued before the current one runs."""
         ids = self._ids(pool, task, epoch)
         starts = range(0, ids.shape[1], self.chunk_steps)
-        chunk = lambda start: self._on_devices(
+        chunk = lambda start: self.eng.placement.place_streamed(
             gather(pool, ids[:, start:start + self.chunk_steps]))
         upcoming, totals = chunk(0), None
         for i, _ in enumerate(starts):

@@ -206,13 +206,12 @@ def test_shard_data_splits_pool_rows_over_devices():
 
 
 STREAM_PROGRAM = """
-import json, sys, types, jax, numpy as np
-from research import distributed, host_stream
+import json, sys, jax, numpy as np
+from research import distributed
 chunk = {"x": np.arange(2 * 3 * 8 * 5, dtype=np.float32).reshape(2, 3, 8, 5)}
 placement = distributed.Placement(distributed.make_mesh(), batch_size=8,
                                   shard_runs=sys.argv[1] == "runs")
-engine = types.SimpleNamespace(placement=placement, steps_per_epoch=3, batch_size=8)
-placed = host_stream.HostStream(engine, [0, 1], 3)._on_devices(chunk)["x"]
+placed = placement.place_streamed(chunk)["x"]
 assert np.array_equal(np.asarray(placed), chunk["x"])
 print(json.dumps(sorted({s.data.shape for s in placed.addressable_shards})))
 """
