@@ -88,11 +88,17 @@ def test_write_failing_in_the_background_is_reported_and_resumes(digits_config, 
     assert resumed["class_il"]["accuracy_matrix"] == expected["class_il"]["accuracy_matrix"]
 
 
-def test_reports_get_the_mode_a_plain_file_gets(tmp_path):
+def test_reports_get_the_mode_a_plain_file_gets(tmp_path, monkeypatch):
     """Written through a temporary file, which is created owner-only, yet readable by
-    whoever the process's umask lets read its other files (a shared runs folder)."""
-    report.write_json(str(tmp_path / "results.json"), {"ACC": 1.0})
-    with open(tmp_path / "plain.txt", "w") as f:
-        f.write("x")
+    whoever the process's umask lets read its other files (a shared runs folder). The
+    umask is set to the common 022, under which owner-only would be visible."""
+    monkeypatch.setattr(report, "_UMASK", 0o022)
+    earlier = os.umask(0o022)
+    try:
+        report.write_json(str(tmp_path / "results.json"), {"ACC": 1.0})
+        with open(tmp_path / "plain.txt", "w") as f:
+            f.write("x")
+    finally:
+        os.umask(earlier)
     mode = lambda name: stat.S_IMODE(os.stat(tmp_path / name).st_mode)
-    assert mode("results.json") == mode("plain.txt")
+    assert mode("results.json") == mode("plain.txt") == 0o644
