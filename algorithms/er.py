@@ -1,7 +1,7 @@
 """Experience replay with a reservoir buffer (Chaudhry et al. 2019, "tiny episodic memories").
 
-Each step trains on the current batch plus as many examples drawn from a
-``buffer_size`` reservoir of everything seen so far.
+Each step trains on the current batch plus ``replay_batch_size`` examples (by default
+as many) drawn from a ``buffer_size`` reservoir of everything seen so far.
 """
 
 from algorithms import replay, replay_buffer
