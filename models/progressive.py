@@ -1,13 +1,15 @@
 """Progressive networks (Rusu et al. 2016): one MLP column per task, lateral adapters.
 
-Column k is an MLP whose layer i (i >= 1, the head included) also reads, from
-every earlier column j < k, that column's layer i-1 through a non-linear
-adapter ``U relu(V (alpha h))`` with ``alpha`` a learned scalar initialised to a
-small random value. Column k's head outputs the logits of task k's classes
-only, so the model fits the engine's ``apply_fn(params, x) -> [B, C]`` with no
-task id: the logit of class c comes from the column that owns c's task, and
-task-IL evaluation (logits masked to the task's classes) reads exactly that
-column. Task k's logits depend on columns 0..k alone, so training a later
+Column k is an MLP whose layer i (i >= 1, the head included) also reads layer
+i-1 of every earlier column j < k through one non-linear adapter
+``U relu(V [alpha_j h_j]_{j<k})`` (the paper's eq. 2): each source scaled by a
+learned scalar initialised to a small random value, the k sources concatenated
+and projected by ``V`` onto one layer's width, so the lateral's hidden layer
+does not widen as columns accumulate. Column k's head outputs the logits of
+task k's classes only, so the model fits the engine's ``apply_fn(params, x) ->
+[B, C]`` with no task id: the logit of class c comes from the column that owns
+c's task, and task-IL evaluation (logits masked to the task's classes) reads
+exactly that column. Task k's logits depend on columns 0..k alone, so training a later
 column with earlier ones frozen (``algorithms/progressive.py``) leaves every
 earlier task's predictions bit-identical.
 
@@ -93,15 +95,22 @@ def parameter_growth(params, prefix: str = COLUMN) -> list[int]:
 
 
 class Adapter(nn.Module):
-    """The lateral ``U relu(V (alpha h))`` from one earlier column into one layer."""
+    """The lateral ``U relu(V [alpha_j h_j]_j)`` from every earlier column into one layer.
+
+    ``V`` is Rusu et al.'s dimensionality-reducing projection: it maps the
+    concatenated sources onto ``width`` units (one source layer's width), so the
+    adapter stays one column wide whatever the number of earlier columns. One
+    ``alpha_j`` per source adjusts for the sources' different scales.
+    """
 
     features: int
     width: int
 
     @nn.compact
-    def __call__(self, h: jax.Array) -> jax.Array:
-        alpha = self.param("alpha", nn.initializers.uniform(scale=0.1), ())
-        hidden = nn.relu(nn.Dense(self.width, name="V")(alpha * h))
+    def __call__(self, sources: Sequence[jax.Array]) -> jax.Array:
+        alpha = self.param("alpha", nn.initializers.uniform(scale=0.1), (len(sources),))
+        scaled = jnp.concatenate([alpha[j] * h for j, h in enumerate(sources)], axis=-1)
+        hidden = nn.relu(nn.Dense(self.width, name="V")(scaled))
         return nn.Dense(self.features, use_bias=False, name="U")(hidden)
 
 
@@ -120,11 +129,10 @@ class Column(nn.Module):
         for i, width in enumerate(widths):
             name = "head" if i == len(self.hidden) else f"dense_{i}"
             z = nn.Dense(width, name=name)(h)
-            if i > 0:
-                for j, earlier in enumerate(laterals):
-                    source = earlier[i - 1]
-                    z = z + Adapter(width, self.adapter_dim or source.shape[-1],
-                                    name=f"lateral_{i}_from_{j}")(source)
+            if i > 0 and laterals:
+                sources = [earlier[i - 1] for earlier in laterals]
+                z = z + Adapter(width, self.adapter_dim or sources[0].shape[-1],
+                                name=f"lateral_{i}")(sources)
             if i < len(self.hidden):
                 h = nn.relu(z)
                 acts.append(h)

@@ -100,13 +100,24 @@ def test_lateral_adapters_from_every_earlier_column(built):
     assert sorted(params) == ["column_0", "column_1", "column_2"]
     for k in range(3):
         laterals = {n for n in params[f"column_{k}"] if n.startswith("lateral_")}
-        # Into hidden layer 1 and into the head (layer 2), from each earlier column j.
-        assert laterals == {f"lateral_{i}_from_{j}" for i in (1, 2) for j in range(k)}
+        # Into hidden layer 1 and into the head (layer 2), none into the first layer.
+        assert laterals == ({"lateral_1", "lateral_2"} if k else set())
         for name in laterals:
-            adapter = params[f"column_{k}"][name]
-            assert adapter["alpha"].shape == ()
-            assert 0.0 < float(adapter["alpha"]) < 0.1
-            assert adapter["V"]["kernel"].shape == (8, 8)
+            alpha = params[f"column_{k}"][name]["alpha"]
+            assert alpha.shape == (k,)  # one scale per earlier column
+            assert np.all((alpha > 0.0) & (alpha < 0.1))
+
+
+def test_adapter_projects_the_earlier_columns_onto_one_column_width(built):
+    """Rusu et al. (2016) eq. 2: V maps the concatenated activations of all k earlier
+    columns' layer i-1 (k * n_{i-1} values) onto n_{i-1} units, so the adapter does not
+    widen as columns accumulate."""
+    _, params = built
+    for k in (1, 2):
+        for i, outputs in ((1, 8), (2, 3)):  # hidden layer 1 (8 units), the head (3 classes)
+            adapter = params[f"column_{k}"][f"lateral_{i}"]
+            assert adapter["V"]["kernel"].shape == (8 * k, 8)
+            assert adapter["U"]["kernel"].shape == (8, outputs)
 
 
 def test_logits_of_a_task_come_from_its_own_and_earlier_columns(built):
@@ -153,7 +164,7 @@ def test_a_model_without_columns_is_refused():
 def test_parameter_growth(built):
     _, params = built
     # A column: dense_0 64*8+8 = 520, dense_1 8*8+8 = 72, head 8*n+n (n = 4, 3, 3 classes).
-    # Per earlier column: an adapter into dense_1 (alpha 1 + V 8*8+8 + U 8*8 = 137) and one
-    # into the head (1 + 72 + U 8*3 = 97).
-    col = [520 + 72 + 36, 520 + 72 + 27 + 137 + 97, 520 + 72 + 27 + 2 * (137 + 97)]
-    assert progressive.parameter_growth(params) == np.cumsum(col).tolist() == [628, 1481, 2568]
+    # Column k >= 1: an adapter into dense_1 (alpha k + V 8k*8+8 + U 8*8 = 65k + 72) and one
+    # into the head (k + V 8k*8+8 + U 8*3 = 65k + 32).
+    col = [520 + 72 + 36, 520 + 72 + 27 + 137 + 97, 520 + 72 + 27 + 202 + 162]
+    assert progressive.parameter_growth(params) == np.cumsum(col).tolist() == [628, 1481, 2464]
