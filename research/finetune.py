@@ -72,6 +72,9 @@ def labels_fn(config: ml_collections.ConfigDict, num_layers: int):
         return lambda params: peft.param_labels(params, PEFT_GROUPS[mode])
     if mode == "freeze_bottom":
         k = int(config.freeze_layers)
+        if k > num_layers:  # depth num_layers + 1 is the pooler and the head
+            raise ValueError(f"config.freeze_layers={k} is more than the encoder's "
+                             f"{num_layers} layers: it would freeze the head too")
         return lambda params: jax.tree_util.tree_map_with_path(
             lambda path, _: FREEZE if depth(path, num_layers) <= k else TRAIN, params)
     if mode == "discriminative":
@@ -95,14 +98,26 @@ def num_layers_of(config: ml_collections.ConfigDict) -> int:
     return text_build.encoder_config(config).num_layers
 
 
-def wrap(base: optax.GradientTransformation,
-         config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    """``base`` restricted and rescaled per leaf as ``config.finetune`` says."""
+def wrap(base: optax.GradientTransformation, config: ml_collections.ConfigDict,
+         clip_norm: float = 0.0) -> optax.GradientTransformation:
+    """``base`` restricted and rescaled per leaf as ``config.finetune`` says, after clipping
+    the gradient of the trained leaves to global norm ``clip_norm`` (0: no clip).
+
+    The clip must not sit in ``base``: ``multi_transform`` gives each label only its own
+    leaves, so it would clip each apart (every depth of ``discriminative`` to the full
+    norm). Frozen leaves do not count, as torch's clip skips parameters without gradients.
+    """
     check_mode(config)
     if config.finetune == "full":
-        return base
+        return optax.chain(optax.clip_by_global_norm(clip_norm), base) if clip_norm > 0 else base
     layers = num_layers_of(config)
-    return optax.multi_transform(transforms(base, config, layers), labels_fn(config, layers))
+    labels = labels_fn(config, layers)
+    opt = optax.multi_transform(transforms(base, config, layers), labels)
+    if clip_norm <= 0:
+        return opt
+    trained = lambda params: jax.tree_util.tree_map(lambda label: label != FREEZE,
+                                                    labels(params))
+    return optax.chain(optax.masked(optax.clip_by_global_norm(clip_norm), trained), opt)
 
 
 def trainable_fraction(params: Any, config: ml_collections.ConfigDict) -> float:

@@ -27,9 +27,11 @@ def make(name: str, learning_rate: float, weight_decay: float = 0.0,
 
 
 def from_config(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    """The base optimizer, restricted/rescaled per parameter by ``config.finetune``."""
-    opt = make(config.optimizer, config.learning_rate, config.weight_decay, config.clip_norm)
+    """The base optimizer, restricted/rescaled per parameter by ``config.finetune``
+    (which then clips the gradient itself, over all trained parameters at once)."""
     if config.get("finetune", "full") == "full":
-        return opt
+        return make(config.optimizer, config.learning_rate, config.weight_decay,
+                    config.clip_norm)
     from research import finetune
-    return finetune.wrap(opt, config)
+    opt = make(config.optimizer, config.learning_rate, config.weight_decay)
+    return finetune.wrap(opt, config, config.clip_norm)

@@ -56,6 +56,26 @@ def test_discriminative_rates_decay_with_depth():
     assert float(-updates["head"]["w"][0]) == 1.0
 
 
+@pytest.mark.parametrize("mode,want", [
+    # Every leaf trains: one global norm over all 8 gradient values, not one per depth.
+    ("discriminative", {"embeddings": 8 ** -0.5, "layer_0": 8 ** -0.5, "layer_1": 8 ** -0.5,
+                        "head": 8 ** -0.5}),
+    # Frozen leaves (embeddings, layer_0) do not count towards the norm.
+    ("freeze_bottom", {"embeddings": 0.0, "layer_0": 0.0, "layer_1": 0.5, "head": 0.5}),
+])
+def test_clip_norm_is_one_global_norm_over_the_trained_leaves(mode, want):
+    config = _config(mode, optimizer="sgd", learning_rate=1.0, layer_decay=1.0,
+                     freeze_layers=1, clip_norm=1.0)
+    params = {"encoder": {"embeddings": {"w": jnp.ones(2)}, "layer_0": {"w": jnp.ones(2)},
+                          "layer_1": {"w": jnp.ones(2)}},
+              "head": {"w": jnp.ones(2)}}
+    opt = optim.from_config(config)
+    updates, _ = opt.update(jax.tree_util.tree_map(jnp.ones_like, params), opt.init(params))
+    got = {**{k: -v["w"] for k, v in updates["encoder"].items()}, "head": -updates["head"]["w"]}
+    for name, value in want.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-6, err_msg=name)
+
+
 def test_unknown_mode_is_named():
     with pytest.raises(ValueError, match="choices: full, linear_probe"):
         optim.from_config(_config("adapters"))
@@ -154,3 +174,15 @@ def test_encode_features_is_memoised_on_the_tokens():
     second = finetune.encode_features(config, other)
     assert second is not first and not np.allclose(second[1], first[1])
     np.testing.assert_allclose(second[0], first[0], atol=1e-5)
+
+
+def test_freeze_bottom_never_freezes_the_head():
+    # The local config cuts MiniLM to 2 layers: freezing 2 leaves the pooler and head training.
+    params = {"encoder": {"layer_1": {"w": jnp.ones(2)}, "pooler": {"w": jnp.ones(2)}},
+              "head": {"w": jnp.ones(2)}}
+    labels = finetune.labels_fn(_config("freeze_bottom", freeze_layers=2), 2)(params)
+    assert labels == {"encoder": {"layer_1": {"w": finetune.FREEZE},
+                                  "pooler": {"w": finetune.TRAIN}},
+                      "head": {"w": finetune.TRAIN}}
+    with pytest.raises(ValueError, match="freeze_layers=3 is more than the encoder's 2"):
+        optim.from_config(_config("freeze_bottom", freeze_layers=3))

@@ -88,6 +88,17 @@ def test_bert_prefix_and_truncation(minilm, minilm_tensors):
     chex.assert_trees_all_equal(student["layer_1"], minilm[1]["layer_1"])
 
 
+def test_bert_for_pretraining_checkpoint_drops_its_heads(minilm, minilm_tensors):
+    # bert-base-uncased's safetensors: the encoder under 'bert.', the MLM/NSP heads beside it.
+    heads = {"cls.predictions.bias": np.zeros(30522, np.float32),
+             "cls.seq_relationship.weight": np.zeros((2, 384), np.float32)}
+    tensors = dict({f"bert.{k}": v for k, v in minilm_tensors.items()}, **heads)
+    chex.assert_trees_all_equal(hf_to_params(tensors, minilm[0]), minilm[1])
+    tensors["bert.encoder.layer.0.attention.self.extra"] = np.zeros(2, np.float32)
+    with pytest.raises(ValueError, match=r"unexpected .*encoder\.layer\.0\.attention\.self\.extra"):
+        hf_to_params(tensors, minilm[0])  # inside the encoder, a stray tensor is still an error
+
+
 def test_config_shape_mismatch_is_named(minilm, minilm_tensors):
     with pytest.raises(ValueError, match="word_embeddings"):
         hf_to_params(minilm_tensors, minilm[0].replace(vocab_size=100))

