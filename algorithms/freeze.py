@@ -1,12 +1,13 @@
 """Layer freezing: after the first task(s), only the named top-level modules keep training.
 
-The optimizer is an ``optax.multi_transform`` over two labels: ``trainable``
-(the modules in ``freeze_trainable``, by default the head) and ``frozen`` (the
-rest). Whether ``frozen`` is frozen yet depends on the task count in the
-state, which the optimizer cannot see, so the ``grads`` hook zeroes those
-gradients once ``freeze_after_tasks`` tasks are done and the ``frozen``
-branch then applies no update and keeps its state (no momentum, no weight
-decay leaks through).
+The modules in ``freeze_trainable`` (by default the last hidden layer ``Dense_1``
+and the head) keep training; the rest are frozen once ``freeze_after_tasks``
+tasks are done. That depends on the task count in the state, which the
+optimizer cannot see, so the ``grads`` hook zeroes the frozen gradients, and
+the optimizer zeroes the frozen modules' updates whenever their gradient is
+all zero, so no momentum or weight decay moves them. One optimizer runs over
+every parameter, so a global-norm clip (``config.clip_norm``) sees the whole
+gradient, as it would without the method.
 """
 
 from __future__ import annotations
@@ -22,18 +23,22 @@ COMPATIBILITY = ("class", "task", "domain")
 HPARAMS = {"freeze_trainable": "Dense_1,head", "freeze_after_tasks": 1}
 
 
-def skip_when_zero(inner: optax.GradientTransformation) -> optax.GradientTransformation:
-    """``inner``, except that an all-zero gradient gives a zero update and an unchanged state."""
+def idle_frozen(base: optax.GradientTransformation,
+                trainable: tuple[str, ...]) -> optax.GradientTransformation:
+    """``base`` over every parameter, except that the top-level modules outside
+    ``trainable`` get a zero update while their gradient is all zero."""
 
     def update(grads, state, params=None):
-        updates, new_state = inner.update(grads, state, params)
-        leaves = jax.tree_util.tree_leaves(grads)
-        idle = jnp.all(jnp.stack([jnp.all(g == 0) for g in leaves])) if leaves else True
-        keep = lambda new, old: jnp.where(idle, old, new)
-        updates = jax.tree_util.tree_map(lambda u: jnp.where(idle, jnp.zeros_like(u), u), updates)
-        return updates, jax.tree_util.tree_map(keep, new_state, state)
+        updates, state = base.update(grads, state, params)
+        frozen = [g for name, sub in grads.items() if name not in trainable
+                  for g in jax.tree_util.tree_leaves(sub)]
+        idle = jnp.all(jnp.stack([jnp.all(g == 0) for g in frozen])) if frozen else True
+        updates = {name: sub if name in trainable else jax.tree_util.tree_map(
+            lambda u: jnp.where(idle, jnp.zeros_like(u), u), sub)
+            for name, sub in updates.items()}
+        return updates, state
 
-    return optax.GradientTransformation(inner.init, update)
+    return optax.GradientTransformation(base.init, update)
 
 
 def trainable_names(hp: dict) -> tuple[str, ...]:
@@ -44,17 +49,17 @@ def make(hp: dict) -> Algorithm:
     keep = trainable_names(hp)
     after = int(hp["freeze_after_tasks"])
 
-    def labels(params):
-        missing = [n for n in keep if n not in params]
-        if missing:
-            raise ValueError(f"config.hp.freeze_trainable names {missing}, not top-level modules "
-                             f"of the model; choices: {', '.join(params)}")
-        return {name: jax.tree_util.tree_map(
-            lambda _, n=name: "trainable" if n in keep else "frozen", sub)
-            for name, sub in params.items()}
-
     def optimizer(base):
-        return optax.multi_transform({"trainable": base, "frozen": skip_when_zero(base)}, labels)
+        inner = idle_frozen(base, keep)
+
+        def init(params):
+            missing = [n for n in keep if n not in params]
+            if missing:
+                raise ValueError(f"config.hp.freeze_trainable names {missing}, not top-level "
+                                 f"modules of the model; choices: {', '.join(params)}")
+            return inner.init(params)
+
+        return optax.GradientTransformation(init, inner.update)
 
     def grads(grads, params, tasks_done, batch, apply_fn, rng):
         del params, batch, apply_fn, rng

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from algorithms import agem, base, freeze, icarl, lwf, si
 
@@ -137,6 +138,25 @@ def test_freeze_keeps_lower_layers_fixed_after_the_first_task():
         assert bool(jnp.any(new["body"]["kernel"] != params["body"]["kernel"])) == body_moves
         assert bool(jnp.any(new["head"]["kernel"] != params["head"]["kernel"]))
         params = new
+
+
+def test_freeze_clips_the_whole_gradient_at_once_before_freezing():
+    """A global-norm clip in the base optimizer sees every module's gradient, as it
+    would without the method: one norm over 4 + 2 ones, not one per group."""
+    params = {"body": {"kernel": jnp.ones((2, 2))}, "head": {"kernel": jnp.ones((2, 1))}}
+    alg = freeze.make({"freeze_trainable": "head", "freeze_after_tasks": 1})
+    opt = alg.optimizer(optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(1.0)))
+    grads = alg.grads(jax.tree_util.tree_map(jnp.ones_like, params), params, jnp.asarray(0),
+                      {}, None, None)
+    updates, _ = opt.update(grads, opt.init(params), params)
+    for leaf in jax.tree_util.tree_leaves(updates):
+        np.testing.assert_allclose(leaf, -1.0 / np.sqrt(6.0), rtol=1e-6)
+
+
+def test_freeze_names_a_module_the_model_lacks():
+    alg = freeze.make({"freeze_trainable": "Dense_1,head", "freeze_after_tasks": 1})
+    with pytest.raises(ValueError, match=r"freeze_trainable names \['Dense_1'\].*Dense_0, head"):
+        alg.optimizer(optax.adam(0.1)).init({"Dense_0": jnp.ones(2), "head": jnp.ones(2)})
 
 
 def test_herding_ranks_each_class_and_starts_closest_to_the_mean():
