@@ -7,7 +7,8 @@ its own transformation through ``optax.multi_transform``:
 * ``linear_probe``: only the ``head`` trains;
 * ``freeze_bottom``: the embeddings and the bottom ``freeze_layers`` layers are frozen;
 * ``discriminative``: layer-wise rate decay, ``lr * layer_decay ** (depth above the leaf)``
-  (embeddings deepest, head and pooler at the full rate);
+  (embeddings deepest, head and pooler at the full rate); the default 0.8 is the usual
+  choice for BERT encoders (ELECTRA's), ULMFiT's ``1 / 2.6`` is ``layer_decay=0.385``;
 * ``prompt``: soft prompt vectors and head train, the encoder is frozen;
 * ``lora``: LoRA factors on the attention projections and head train.
 
