@@ -116,6 +116,9 @@ def pcgrad(grads: jax.Array, rng: jax.Array) -> jax.Array:
     ``grads`` is ``[T, P]``. For every task i, the other tasks are visited in a
     random order (one permutation per i, from ``rng``); whenever
     ``g_i . g_j < 0``, ``g_i <- g_i - (g_i . g_j / ||g_j||^2) g_j``.
+    Task i itself is skipped (Alg. 1 visits only j != i): with three or more
+    tasks the partly projected ``g_i`` can conflict with the original ``g_i``,
+    and projecting that off too is not PCGrad.
     Returns the summed ``[P]`` update direction.
     """
     num_tasks = grads.shape[0]
@@ -124,15 +127,15 @@ def pcgrad(grads: jax.Array, rng: jax.Array) -> jax.Array:
     )
     sq_norms = jnp.maximum(jnp.sum(grads * grads, axis=1), 1e-20)
 
-    def project_one(g_i: jax.Array, order: jax.Array) -> jax.Array:
+    def project_one(i: jax.Array, order: jax.Array) -> jax.Array:
         def body(k, g):
             j = order[k]
             dot = jnp.dot(g, grads[j])
-            return jnp.where(dot < 0, g - dot / sq_norms[j] * grads[j], g)
+            return jnp.where((dot < 0) & (j != i), g - dot / sq_norms[j] * grads[j], g)
 
-        return jax.lax.fori_loop(0, num_tasks, body, g_i)
+        return jax.lax.fori_loop(0, num_tasks, body, grads[i])
 
-    return jnp.sum(jax.vmap(project_one)(grads, orders), axis=0)
+    return jnp.sum(jax.vmap(project_one)(jnp.arange(num_tasks), orders), axis=0)
 
 
 def min_norm_weights(gram: jax.Array, iters: int = 100) -> jax.Array:

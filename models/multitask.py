@@ -3,10 +3,11 @@
 Every model maps ``x`` (any shape ``[B, ...]``, flattened) to a tuple of
 per-task outputs, ``task_outputs[t]`` wide, and accepts ``train`` (only the
 task-specific batch norm uses it). Parameter names follow one convention the
-training loop relies on (see ``is_head`` and ``last_shared_kernels``):
+training loop relies on (see ``is_task_specific`` and ``last_shared_kernels``):
 
-* ``head_{t}``: task t's output layer (the only parameters one task owns
-  outright in every architecture);
+* ``head_{t}``: task t's output layer; with ``attention_{t}`` (MTAN),
+  ``bn_{t}_{l}`` (task batch norm) and, under soft sharing only, ``column_{t}_*``,
+  the parameters only task t's loss depends on;
 * ``dense_{l}`` (possibly inside a column ``column_{t}``): hidden layer l; the
   last one is what GradNorm measures gradient norms on;
 * ``rep`` / ``rep_{l}`` in the ``perturbations`` collection: the shared
@@ -221,9 +222,16 @@ def _key_name(entry: Any) -> str:
     return str(getattr(entry, "key", getattr(entry, "name", entry)))
 
 
-def is_head(path: Sequence[Any]) -> bool:
-    """Whether a parameter path (from ``tree_map_with_path``) lies in a task head."""
-    return any(_key_name(p).startswith("head_") for p in path)
+def is_task_specific(path: Sequence[Any], arch: str) -> bool:
+    """Whether only one task's loss depends on a parameter path (from ``tree_map_with_path``).
+
+    A head, an MTAN attention module, a task's batch norm, and under soft
+    sharing a whole column (cross-stitch columns feed every task, so they are
+    shared). PCGrad and MGDA combine gradients over the other, shared,
+    parameters only; these get their own task's gradient.
+    """
+    owned = ("head_", "attention_", "bn_") + (("column_",) if arch == "soft" else ())
+    return any(_key_name(p).startswith(owned) for p in path)
 
 
 def last_shared_kernels(path: Sequence[Any], depth: int) -> bool:

@@ -2,10 +2,11 @@
 
 ``train_and_evaluate(config, workdir)`` trains the multi-task model chosen by
 ``config.arch`` with the weighting ``config.weighting``, plus single-task
-baselines, and writes ``workdir/results.json`` and PNG plots. Gradient-based
-methods (GradNorm, PCGrad, MGDA) act on the shared parameters (everything but
-the task heads, as in LibMTL); each head gets its own task's plain gradient
-under PCGrad and MGDA (Sener & Koltun, Alg. 2). MGDA uses gradients with
+baselines, and writes ``workdir/results.json`` and PNG plots. PCGrad and MGDA
+combine gradients over the shared parameters only (as LibMTL's
+``get_share_params``): every parameter one task owns (``mt.is_task_specific``:
+its head, MTAN attention, batch norm, soft-sharing column) gets its own task's
+plain gradient (Sener & Koltun, Alg. 2). MGDA uses gradients with
 respect to the shared representation (MGDA-UB) where the model exposes one
 (hard sharing, MTAN trunk), and shared-parameter gradients otherwise.
 
@@ -277,9 +278,11 @@ class Trainer:
                 lambda p: with_aux(self._loss_vector(p, state.batch_stats, batch)), has_aux=True
             )(model_params)
 
-        head = jax.tree_util.tree_map_with_path(lambda path, _: mt.is_head(path), jac)
+        own = jax.tree_util.tree_map_with_path(
+            lambda path, _: mt.is_task_specific(path, cfg.arch), jac
+        )
         shared_jac = jax.tree_util.tree_map(
-            lambda j, h: jnp.zeros_like(j) if h else j, jac, head
+            lambda j, o: jnp.zeros_like(j) if o else j, jac, own
         )
         new_weights, initial = state.weights, state.initial_losses
         if cfg.weighting == "gradnorm":
@@ -297,8 +300,9 @@ class Trainer:
                 weights, norms, losses, initial, cfg.gradnorm_alpha, cfg.gradnorm_lr
             )
         else:
-            heads_sum = jax.tree_util.tree_map(
-                lambda j, h: jnp.sum(j, 0) if h else jnp.zeros_like(j[0]), jac, head
+            # other tasks' gradients on a task's own parameters are zero: the sum is its own
+            own_grads = jax.tree_util.tree_map(
+                lambda j, o: jnp.sum(j, 0) if o else jnp.zeros_like(j[0]), jac, own
             )
             flat = mtw.flatten_task_grads(shared_jac)
             if cfg.weighting == "pcgrad":
@@ -311,7 +315,7 @@ class Trainer:
                 shared = jax.tree_util.tree_map(
                     lambda j: jnp.tensordot(weights, j, 1), shared_jac
                 )
-            model_grads = jax.tree_util.tree_map(jnp.add, shared, heads_sum)
+            model_grads = jax.tree_util.tree_map(jnp.add, shared, own_grads)
         model_grads = jax.tree_util.tree_map(
             jnp.add, model_grads, jax.grad(self._penalty)(model_params)
         )

@@ -121,6 +121,33 @@ def test_pcgrad_projects_only_conflicts():
     np.testing.assert_allclose(mtw.pcgrad(conflict, jax.random.key(0)), [0.5, 1.5], atol=1e-6)
 
 
+def _pcgrad_paper(grads: np.ndarray, orders) -> np.ndarray:
+    """Yu et al. 2020, Alg. 1 in numpy: ``orders[i]`` lists the tasks other than i."""
+    out = []
+    for i, order in enumerate(orders):
+        g = grads[i].copy()
+        for j in order:
+            dot = g @ grads[j]
+            if dot < 0:
+                g = g - dot / (grads[j] @ grads[j]) * grads[j]
+        out.append(g)
+    return np.sum(out, axis=0)
+
+
+def test_pcgrad_projects_only_onto_the_other_tasks():
+    # three tasks where g_0, half projected, conflicts with the original g_0: projecting
+    # that off too (visiting j = i) gives a result no ordering of the others can give
+    grads = np.array([[-1.573, -0.375], [-0.594, -1.137], [1.688, 0.880]])
+    others = [[j for j in range(3) if j != i] for i in range(3)]
+    allowed = [
+        _pcgrad_paper(grads, orders)
+        for orders in itertools.product(*(itertools.permutations(o) for o in others))
+    ]
+    for seed in range(16):
+        out = np.asarray(jax.jit(mtw.pcgrad)(jnp.asarray(grads), jax.random.key(seed)))
+        assert min(np.abs(out - a).max() for a in allowed) < 1e-5, (seed, out)
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_mgda_matches_two_task_closed_form(seed):
     g = jax.random.normal(jax.random.key(seed), (2, 5))

@@ -124,10 +124,36 @@ def test_soft_sharing_penalty_is_zero_for_equal_columns_and_pulls_them_together(
     assert mt.soft_sharing_penalty(stepped, 3, 2) < mt.soft_sharing_penalty(params, 3, 2)
 
 
+@pytest.mark.parametrize("arch", mt.ARCHS)
+def test_task_specific_params_are_exactly_those_one_task_depends_on(arch):
+    # what PCGrad and MGDA leave out of the combination must be owned by one task,
+    # and everything they combine must feed at least two tasks
+    model = mt.build(arch, TASKS, HIDDEN)
+    variables = _init(model)
+
+    def outputs(params):
+        outs = model.apply({**variables, "params": params}, _x(), train=False)
+        return jnp.stack([jnp.sum(jnp.sin(o)) for o in outs])
+
+    jac = jax.jacrev(outputs)(variables["params"])
+    own = jax.tree_util.tree_map_with_path(lambda p, _: mt.is_task_specific(p, arch), jac)
+    for j, is_own in zip(jax.tree_util.tree_leaves(jac), jax.tree_util.tree_leaves(own),
+                         strict=True):
+        tasks_using = int(np.sum(np.any(np.asarray(j).reshape(len(TASKS), -1) != 0, axis=1)))
+        assert tasks_using == 1 if is_own else tasks_using >= 2
+
+
 def test_param_roles():
     params = _init(mt.MTAN(TASKS, HIDDEN))["params"]
-    heads = jax.tree_util.tree_map_with_path(lambda p, _: mt.is_head(p), params)
-    assert heads["head_0"]["kernel"] and not heads["dense_0"]["kernel"]
+    own = jax.tree_util.tree_map_with_path(lambda p, _: mt.is_task_specific(p, "mtan"), params)
+    assert own["head_0"]["kernel"] and not own["dense_0"]["kernel"]
+    assert own["attention_1"]["gate_0_in"]["kernel"]
+    for arch, cls in (("cross_stitch", mt.CrossStitch), ("soft", mt.SoftSharing)):
+        columns = _init(cls(TASKS, HIDDEN))["params"]
+        roles = jax.tree_util.tree_map_with_path(lambda p, _, a=arch: mt.is_task_specific(p, a),
+                                                 columns)
+        # the same column names: mixed into every task by the stitches, or one task's own
+        assert roles["column_1_dense_0"]["kernel"] == (arch == "soft")
     last = jax.tree_util.tree_map_with_path(lambda p, _: mt.last_shared_kernels(p, 2), params)
     assert last["dense_1"]["kernel"] and not last["dense_1"]["bias"]
     assert not last["dense_0"]["kernel"] and not last["attention_0"]["gate_1_out"]["kernel"]

@@ -5,9 +5,14 @@ import os
 import subprocess
 import sys
 
+import chex
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.flatten_util import ravel_pytree
 
+from algorithms import mtl_weighting as mtw
 from research import checkpoint, multitask, train
 from research.configs import multi_digits as config_lib
 from research.data import multi_digits as md
@@ -121,6 +126,49 @@ def test_vmapped_seed_k_matches_the_single_run_with_seed_k(tmp_path):
         values = [row["per_task"][name] for row in both["per_seed"]]
         assert both["per_task"][name] == pytest.approx(np.mean(values))
         assert both["per_task_std"][name] == pytest.approx(np.std(values))
+
+
+@pytest.mark.parametrize(
+    "arch, weighting",
+    [("mtan", "pcgrad"), ("mtan", "mgda"), ("task_bn", "pcgrad"), ("task_bn", "mgda"),
+     ("soft", "mgda")],
+)
+def test_pcgrad_and_mgda_leave_task_specific_params_their_own_gradient(arch, weighting):
+    # Yu et al. 2020 and Sener & Koltun 2018 (Alg. 2) combine gradients of the shared
+    # parameters only: a task's attention module / batch norm / column gets its own
+    # gradient, unscaled, and takes no part in the projections or the min-norm problem
+    config = _tiny(arch, weighting)
+    config.soft_lambda = 0.0  # the soft-sharing pull is added on top of the combination
+    split, _ = multitask.load_splits(config)
+    trainer = multitask.Trainer(config, split.x.shape[0])
+    x, y = jnp.asarray(split.x), jnp.asarray(split.y)
+    state = trainer._init(x, jax.random.key(0))
+    batch, key = (x[:32], y[:32]), jax.random.key(1)
+    grads, _, _, weights, _, _ = trainer._jacobian_step(
+        state, batch, key, trainer.perturb_template(x))
+    jac = jax.jacrev(lambda p: trainer._loss_vector(p, state.batch_stats, batch)[0])(
+        state.params["model"])
+    owner = {"mtan": ("head_", "attention_"), "task_bn": ("head_", "bn_"),
+             "soft": ("head_", "column_")}[arch]
+    own = [name for name in jac if name.startswith(owner)]
+    assert len(own) > trainer.num_tasks  # more than the heads
+    for name in own:
+        t = int(name.split("_")[1])
+        chex.assert_trees_all_close(grads["model"][name],
+                                    jax.tree_util.tree_map(lambda j, t=t: j[t], jac[name]),
+                                    rtol=1e-5, atol=1e-7)
+    shared = {name: jac[name] for name in jac if name not in own}
+    if not shared:
+        return
+    flat = mtw.flatten_task_grads(shared)
+    got = ravel_pytree({name: grads["model"][name] for name in shared})[0]
+    if weighting == "pcgrad":
+        np.testing.assert_allclose(got, mtw.pcgrad(flat, key), rtol=1e-4, atol=1e-6)
+        return
+    if not trainer.perturb_template(x):  # no shared representation: shared-parameter MGDA
+        np.testing.assert_allclose(weights, mtw.mgda_weights(flat, config.mgda_iters),
+                                   rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got, weights @ flat, rtol=1e-4, atol=1e-6)
 
 
 def test_delta_m_is_the_mean_of_per_seed_delta_m():
