@@ -58,8 +58,18 @@ def _tree_index(tree, index):
     return jax.tree_util.tree_map(lambda a: a[index], tree)
 
 
+def _stack_rows(arrays: list[np.ndarray]) -> np.ndarray:
+    """``[T, N_r, ...]`` arrays stacked ``[R, T, N, ...]``, zero rows padding each to the
+    largest ``N_r``: a stream generated per seed (MNIST-1D) has as many rows as its seed
+    drew, and the row counts (``n_train``, ``n_test``) mask the padding."""
+    rows = max(a.shape[1] for a in arrays)
+    return np.stack([np.pad(a, [(0, 0), (0, rows - a.shape[1])] + [(0, 0)] * (a.ndim - 2))
+                     for a in arrays])
+
+
 def _stack_runs(streams: list[Stream], field: str):
-    return jax.tree_util.tree_map(lambda *a: np.stack(a), *[getattr(s, field) for s in streams])
+    return jax.tree_util.tree_map(lambda *a: _stack_rows(list(a)),
+                                  *[getattr(s, field) for s in streams])
 
 
 class RunData:
@@ -70,12 +80,12 @@ class RunData:
         self.num_tasks, self.num_classes = first.num_tasks, first.num_classes
         self.task_classes = np.stack([s.task_classes for s in streams])  # [R, T, C]
         self.train_x = _stack_runs(streams, "train_x")  # [R, T, N, ...]
-        self.train_y = np.stack([s.train_y for s in streams])
+        self.train_y = _stack_runs(streams, "train_y")
         self.n_train = np.stack([s.n_train for s in streams])
         self.scenario, self.train_on = scenario, train_on
         pad = lambda a: engine_lib.pad_to_multiple(a, 2, eval_batch)
         test_x = jax.tree_util.tree_map(pad, _stack_runs(streams, "test_x"))
-        test_y = pad(np.stack([s.test_y for s in streams]))
+        test_y = pad(_stack_runs(streams, "test_y"))
         size = test_y.shape[2]
         valid = np.arange(size)[None, None] < np.stack([s.n_test for s in streams])[..., None]
         self.test = {"x": test_x, "y": test_y, "valid": valid}

@@ -75,3 +75,19 @@ def test_tfds_unknown_dataset():
 
     with pytest.raises(ValueError, match="unknown TFDS dataset"):
         split_tfds("no_such_dataset_xyz", seed=0)
+
+
+def test_seeds_of_a_generated_stream_stack_into_one_run_batch():
+    """MNIST-1D draws each seed's data anew, so its tasks' row counts differ by seed; the
+    runs stack with zero padding that their row counts mask."""
+    from research import train
+    from research.data.mnist1d import split_mnist1d
+
+    streams = [split_mnist1d(seed=seed, num_samples=1000) for seed in (0, 1)]
+    assert streams[0].train_y.shape != streams[1].train_y.shape
+    data = train.RunData(streams, "class", "task", eval_batch=64)
+    for run, s in enumerate(streams):
+        rows = s.train_y.shape[1]
+        np.testing.assert_array_equal(data.train_y[run, :, :rows], s.train_y)
+        assert not data.train_y[run, :, rows:].any()
+        np.testing.assert_array_equal(data.test["valid"][run].sum(1), s.n_test)
