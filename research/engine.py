@@ -510,13 +510,21 @@ class Engine:
             weight = valid.astype(jnp.float32)
             count = jnp.maximum(jnp.sum(weight), 1.0)
             out = {"class_il": jnp.sum((jnp.argmax(scores, -1) == y) * weight) / count,
-                   "task_il": jnp.sum((jnp.argmax(base.masked_logits(scores, classes[None, :]),
-                                                  -1) == y) * weight) / count}
+                   "task_il": jnp.sum((task_il_argmax(scores, classes[None, :]) == y) * weight)
+                   / count}
             if slots is not None:
                 out["routing"] = jnp.sum(jax.nn.one_hot(slots, num_tasks) * weight[:, None], 0)
             return out
 
         return jax.lax.map(one_task, (test["x"], test["y"], test["valid"], task_classes))
+
+
+def task_il_argmax(scores: jax.Array, classes: jax.Array) -> jax.Array:
+    """The best-scoring class among the task's ``classes``. The others are set to -inf,
+    below any score a method gives (iCaRL scores a class with no mean yet -1e9, as
+    ``base.masked_logits`` masks), so a task none of whose classes can be scored yet
+    still predicts one of its own."""
+    return jnp.argmax(jnp.where(classes, scores, -jnp.inf), -1)
 
 
 def epoch_means(totals: dict, report_skipped: bool) -> dict:
