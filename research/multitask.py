@@ -419,7 +419,8 @@ def fit(
             restored = checkpoint.restore_latest(mngr, state)
             if restored is not None:
                 state, record = restored
-        history, already = record["history"], record["seconds"]
+        history, seconds = record["history"], record["seconds"]
+        already = seconds  # a rerun of a finished run reports the time it took
         every = config.get("checkpoint_every_epochs", 5)
         desc = f"{config.arch}/{config.weighting}"
         bar = tqdm(total=config.epochs, initial=record["epoch"], desc=desc, disable=not progress,
@@ -434,8 +435,8 @@ def fit(
             history["log_vars"].append(np.asarray(state.params["log_vars"]).tolist())
             bar.update(1)
             done = epoch + 1
+            seconds = already + time.perf_counter() - start
             if mngr is not None and (done % every == 0 or done == config.epochs):
-                seconds = already + time.perf_counter() - start
                 checkpoint.save(mngr, done, state,
                                 {"epoch": done, "seconds": seconds, "history": history})
         bar.close()
@@ -443,7 +444,7 @@ def fit(
     return {
         "metrics": history["test_metric"][-1] if history["test_metric"] else nan,
         "history": history,
-        "seconds": already + time.perf_counter() - start,
+        "seconds": seconds,
         "params": jax.device_get(state.params["model"]),
         "steps": int(state.step[0]),
     }

@@ -217,3 +217,19 @@ def test_every_arch_and_weighting_trains(arch, weighting):
     losses = np.asarray(result["history"]["train_loss"])
     assert np.all(np.isfinite(losses)) and np.all(np.isfinite(result["metrics"]))
     assert losses[-1].sum() < losses[0].sum()
+
+
+def test_compare_cli_writes_its_table_and_resumes(tmp_path):
+    """``scripts.multitask_compare`` as a user runs it: baselines once, each arch x
+    weighting, the markdown table; the same command again reuses every finished run."""
+    cmd = [sys.executable, "-m", "scripts.multitask_compare",
+           "--config=research/configs/multi_digits.py:runlocal", "--archs=hard",
+           "--weightings=equal,dwa", f"--workdir={tmp_path}"]
+    root = os.path.dirname(os.path.dirname(__file__))
+    first = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+    assert first.returncode == 0, first.stderr[-2000:]
+    table = (tmp_path / "results.md").read_text()
+    assert "| hard | equal |" in table and "| hard | dwa |" in table
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (tmp_path / "results.md").read_text().split("\n")[2:] == table.split("\n")[2:]
