@@ -33,16 +33,21 @@ from research.data import text_files, text_stream
 UPDATE_METHODS = {"ewc": "ewc", "replay": "er", "lwf": "lwf", "naive": "naive"}
 
 
-def load_params(workdir: str) -> tuple[ml_collections.ConfigDict, Any]:
-    """(config, params of the first run) of the newest checkpoint in ``workdir``."""
+def load_run_params(workdir: str) -> tuple[ml_collections.ConfigDict, Any]:
+    """(config, params of every run, ``[runs, ...]``) of the newest checkpoint in ``workdir``."""
     config = text_stream.read_run_config(workdir)
     mngr = checkpoint.manager(workdir, 1)
     step = mngr.latest_step()
     if step is None:
         raise FileNotFoundError(f"{workdir!r} has no checkpoint; did its run finish?")
     state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-    params = state["state"]["params"]
-    return config, jax.tree_util.tree_map(lambda a: np.asarray(a[0]), params)
+    return config, jax.tree_util.tree_map(np.asarray, state["state"]["params"])
+
+
+def load_params(workdir: str) -> tuple[ml_collections.ConfigDict, Any]:
+    """(config, params of the first run) of the newest checkpoint in ``workdir``."""
+    config, params = load_run_params(workdir)
+    return config, jax.tree_util.tree_map(lambda a: a[0], params)
 
 
 class Predictor:
@@ -139,12 +144,17 @@ def prepare_update(config: ml_collections.ConfigDict, workdir: str) -> None:
     """
     if os.path.isdir(os.path.join(workdir, "checkpoints")):
         return
-    _, old_params = load_params(config.update_from)
+    _, old_params = load_run_params(config.update_from)
     run = train_lib.build_run(config)
     eng, hp, data = run.eng, run.hp, run.data
-    params = jax.tree_util.tree_map(
-        lambda old, new: jnp.broadcast_to(jnp.asarray(old, new.dtype), new.shape),
-        old_params, run.state.params)
+    # Run i continues the old run i: its seed drew the old data's split, so another
+    # run's params would be tested on rows they were trained on.
+    runs = jax.tree_util.tree_leaves(old_params)[0].shape[0]
+    if runs != len(run.grid):
+        raise ValueError(f"{config.update_from!r} holds {runs} runs, the update "
+                         f"{len(run.grid)}: the runs must continue one to one")
+    params = jax.tree_util.tree_map(lambda old, new: jnp.asarray(old, new.dtype),
+                                    old_params, run.state.params)
     state = run.state._replace(params=params)
     pool = jax.tree_util.tree_map(jnp.asarray, data.train_pool(0))
     state = jax.jit(jax.vmap(lambda s, p, h: _offer_old_data(eng, s, p, h)))(state, pool, hp)

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from research.configs import sentiment_finetune
@@ -54,7 +55,7 @@ def test_update_bad_data_file_exits_2_naming_the_line(tmp_path):
 def test_finetune_update_predict_end_to_end(tmp_path):
     base = tmp_path / "base"
     out = _cli("scripts.finetune", "--config=research/configs/sentiment_finetune.py:local",
-               "--config.max_examples_per_domain=24", f"--workdir={base}")
+               "--config.max_examples_per_domain=24", "--config.num_seeds=2", f"--workdir={base}")
     assert out.returncode == 0, out.stderr
     assert 0 <= json.loads(out.stdout.splitlines()[-1])["test_accuracy"][0] <= 1
     tweets = sentiment.load_domains(["tweets"], 0, max_examples_per_domain=20)["tweets"]
@@ -79,6 +80,20 @@ def test_finetune_update_predict_end_to_end(tmp_path):
         assert sum(line["probabilities"].values()) == pytest.approx(1, abs=1e-3)
     piped = _cli("scripts.predict", f"--from={base}", stdin="good\nbad\n")
     assert piped.returncode == 0 and len(piped.stdout.splitlines()) == 2
+    _each_run_continues_its_own_params(str(base), data, str(tmp_path / "naive"))
+
+
+def _each_run_continues_its_own_params(base: str, data: str, workdir: str) -> None:
+    """Run i of an update starts from the old run i: its seed drew the old data's split,
+    so run 0's params would be tested on rows they were trained on."""
+    from research import deploy
+
+    deploy.prepare_update(deploy.update_config(base, data, "naive"), workdir)
+    _, old = deploy.load_run_params(base)
+    _, new = deploy.load_run_params(workdir)
+    kernel = lambda params: params["head"]["out"]["kernel"]
+    assert not np.array_equal(kernel(old)[0], kernel(old)[1])
+    np.testing.assert_array_equal(kernel(new), kernel(old))
 
 
 @pytest.mark.parametrize("method,key,expected", [
