@@ -168,6 +168,13 @@ def test_csv_header_without_the_columns(tmp_path):
     assert load_text_file(path, text_column="sentence", label_column="y").texts == ["hello"]
 
 
+def test_csv_header_naming_a_column_twice(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text("label,text,text\npos,hello,there\n")
+    with pytest.raises(DataFileError, match=r"line 1: header .* has column\(s\) \['text'\] more"):
+        load_text_file(path)
+
+
 def test_unterminated_quote_is_reported(tmp_path):
     path = tmp_path / "q.csv"
     path.write_text('text,label\nfine,a\n"never closed,b\n')

@@ -62,6 +62,11 @@ def test_unknown_domain_is_named():
         text_stream.make_text_stream(_config(domains="tweets,books"), 0)
 
 
+def test_a_domain_named_twice_is_refused():
+    with pytest.raises(ValueError, match="config.domains names 'tweets' more than once"):
+        text_stream.make_text_stream(_config(domains="tweets,nyt,tweets"), 0)
+
+
 def test_text_file_stream_and_bad_file(tmp_path):
     path = _write_csv(tmp_path / "new.csv", ROWS)
     config = _config(dataset="text_file", text_files=path, max_examples_per_domain=0)

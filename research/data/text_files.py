@@ -114,6 +114,10 @@ def _read_csv(
             if missing:
                 problems.append((line, f"header {header} lacks column(s) {missing}"))
                 break
+            twice = [c for c in (text_column, label_column) if header.count(c) > 1]
+            if twice:
+                problems.append((line, f"header {header} has column(s) {twice} more than once"))
+                break
             t_idx, l_idx = header.index(text_column), header.index(label_column)
             continue
         if len(fields) != len(header):

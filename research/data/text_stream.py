@@ -45,10 +45,14 @@ class TextTask(NamedTuple):
 
 
 def parse_list(text: str, field: str) -> list[str]:
-    """'a, b,c' -> ['a', 'b', 'c']; an empty list is an error naming ``field``."""
+    """'a, b,c' -> ['a', 'b', 'c']; an empty list, or a value given twice (two tasks of
+    one domain would collapse into one), is an error naming ``field``."""
     items = [v.strip() for v in str(text).split(",") if v.strip()]
     if not items:
         raise ValueError(f"config.{field} is empty; give comma-separated values")
+    twice = sorted({v for v in items if items.count(v) > 1})
+    if twice:
+        raise ValueError(f"config.{field} names {', '.join(map(repr, twice))} more than once")
     return items
 
 
