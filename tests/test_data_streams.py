@@ -91,3 +91,27 @@ def test_seeds_of_a_generated_stream_stack_into_one_run_batch():
         np.testing.assert_array_equal(data.train_y[run, :, :rows], s.train_y)
         assert not data.train_y[run, :, rows:].any()
         np.testing.assert_array_equal(data.test["valid"][run].sum(1), s.n_test)
+
+
+def test_tfds_images_of_many_sizes_are_named():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from research.data.tfds_source import split_tfds
+
+    with tfds.testing.mock_data(num_examples=20), \
+            pytest.raises(ValueError, match="'cats_vs_dogs' has images of .* shapes"):
+        split_tfds("cats_vs_dogs", seed=0, num_tasks=1)
+
+
+def test_tfds_dataset_without_a_test_split_is_named():
+    """A prepared dataset with only a train split (cats_vs_dogs is one) is not 'unprepared'."""
+    import types
+
+    from research.data import tfds_source
+
+    prepared = types.SimpleNamespace(is_prepared=lambda: True,
+                                     info=types.SimpleNamespace(splits={"train": None}))
+    message = tfds_source._unreadable("cats_vs_dogs", prepared, None, KeyError("test"))
+    assert message == ("TFDS dataset 'cats_vs_dogs' has splits ['train']; this stream reads "
+                       "'train' and 'test'")
+    unprepared = types.SimpleNamespace(is_prepared=lambda: False)
+    assert "is not prepared" in tfds_source._unreadable("mnist", unprepared, None, OSError())

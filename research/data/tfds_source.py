@@ -12,12 +12,30 @@ import numpy as np
 from research.data import stream as stream_lib
 
 
-def _to_arrays(source, max_examples: int | None) -> tuple[np.ndarray, np.ndarray]:
+def _to_arrays(source, max_examples: int | None, name: str) -> tuple[np.ndarray, np.ndarray]:
     count = len(source) if max_examples is None else min(len(source), max_examples)
     records = [source[i] for i in range(count)]
+    shapes = sorted({np.shape(r["image"]) for r in records})
+    if len(shapes) > 1:
+        raise ValueError(f"TFDS dataset {name!r} has images of {len(shapes)} shapes "
+                         f"({', '.join(map(str, shapes[:3]))}, ...); this stream needs one "
+                         "size (a dataset of resized images, e.g. 'cifar10' or 'mnist')")
     x = np.stack([np.asarray(r["image"], np.float32) / 255.0 for r in records])
     y = np.asarray([int(r["label"]) for r in records], np.int32)
     return x, y
+
+
+def _unreadable(name: str, builder, data_dir: str | None, err: Exception) -> str:
+    """Why ``data_source`` could not read a dataset TFDS knows, in the user's terms."""
+    if not builder.is_prepared():
+        return (f"TFDS dataset {name!r} is not prepared in {data_dir or 'the default data_dir'}; "
+                "prepare it once with: python -c \"import tensorflow_datasets as tfds; "
+                f"tfds.builder('{name}').download_and_prepare()\"")
+    splits = sorted(builder.info.splits)
+    if not {"train", "test"} <= set(splits):
+        return (f"TFDS dataset {name!r} has splits {splits}; this stream reads 'train' "
+                "and 'test'")
+    return f"TFDS dataset {name!r} could not be read: {err}"
 
 
 def split_tfds(name: str, seed: int, num_tasks: int = 5,
@@ -29,18 +47,16 @@ def split_tfds(name: str, seed: int, num_tasks: int = 5,
 
     try:
         builder = tfds.builder(name, data_dir=data_dir)
-        sources = tfds.data_source(name, split=["train", "test"], data_dir=data_dir)
     except DatasetNotFoundError:
         raise ValueError(f"unknown TFDS dataset {name!r}") from None
-    except Exception:  # noqa: BLE001 - an unprepared dataset fails in many ways
-        raise ValueError(
-            f"TFDS dataset {name!r} is not prepared in {data_dir or 'the default data_dir'}; "
-            "prepare it once with: python -c \"import tensorflow_datasets as tfds; "
-            f"tfds.builder('{name}').download_and_prepare()\"") from None
+    try:
+        sources = tfds.data_source(name, split=["train", "test"], data_dir=data_dir)
+    except Exception as err:  # noqa: BLE001 - an unprepared dataset fails in many ways
+        raise ValueError(_unreadable(name, builder, data_dir, err)) from None
     num_classes = builder.info.features["label"].num_classes
     order = stream_lib.check_class_order(class_order or [], num_classes, num_tasks)
-    x_tr, y_tr = _to_arrays(sources[0], max_examples)
-    x_te, y_te = _to_arrays(sources[1], max_examples)
+    x_tr, y_tr = _to_arrays(sources[0], max_examples, name)
+    x_te, y_te = _to_arrays(sources[1], max_examples, name)
     del seed  # TFDS splits are fixed; the seed still drives the data order in training
     tasks = stream_lib.split_by_classes(x_tr, y_tr, x_te, y_te, order, num_tasks)
     return stream_lib.from_tasks(f"tfds_{name}", tasks, num_classes, shared_labels=False)
