@@ -6,7 +6,7 @@ Run:
 Every arch x weighting (5 x 6 runs, one set of single-task baselines):
   python -m scripts.multitask_compare --config=research/configs/multi_digits.py \
       --workdir=/tmp/mtl_compare
-One run takes ~5-30 s on a 2-core CPU (compile included); the comparison ~7.5 min.
+One run takes ~3-20 s on a 2-core CPU (compile included); the comparison ~4.5 min.
 Append ``:runlocal`` to the config path for a seconds-long smoke run.
 Rerunning a command with the same --workdir resumes it (checkpoints every
 ``checkpoint_every_epochs``); ``--config.num_seeds=5`` trains five seeds as one
@@ -14,8 +14,9 @@ vmapped program and reports mean ± std.
 
 Figures at these defaults (seed 0; single-task: left 96.9%, right 96.3%, sum MAE
 1.382). Delta_m %: task_bn +6.3 (equal) to +6.6 (pcgrad); cross_stitch +3.4
-(equal), +3.9 (pcgrad); hard -3.3 (equal), -1.3 (pcgrad); MGDA -8 to -22 on
-every arch (it drives the large-gradient sum task's weight to ~0).
+(equal), +3.8 (pcgrad); hard -3.3 (equal), -1.1 (pcgrad); MGDA -5 to -22 on
+every arch with shared parameters (it drives the large-gradient sum task's
+weight to ~0); soft sharing shares none, so its MGDA is equal weighting.
 """
 
 from __future__ import annotations
