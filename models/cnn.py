@@ -15,7 +15,7 @@ class CNN(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        if x.ndim == 2:  # flat 1-D signal: treat as one channel
+        if x.ndim in (2, 3):  # [B, L] signals and [B, H, W] images: one channel
             x = x[..., None]
         for width in self.channels:
             x = nn.relu(nn.Conv(width, (3,) * (x.ndim - 2), padding="SAME")(x))
