@@ -198,7 +198,11 @@ def test_tensorboard_events(digits_config, tmp_path):
     digits_config.tensorboard = True
     _run(digits_config, tmp_path)
     files = list((tmp_path / "tensorboard").rglob("events.out.tfevents*"))
-    assert len(files) == 1 and files[0].stat().st_size > 100
+    size = files[0].stat().st_size
+    assert len(files) == 1 and size > 100
+    _run(digits_config, tmp_path)  # a rerun rewrites the history, not a second copy of it
+    again = list((tmp_path / "tensorboard").rglob("events.out.tfevents*"))
+    assert len(again) == 1 and again[0].stat().st_size == size
 
 
 def test_what_leaves_the_numbers_alone_does_not_define_the_run(digits_config, tmp_path):
