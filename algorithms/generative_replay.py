@@ -35,6 +35,7 @@ from models.vae import VAE
 
 NAME = "generative_replay"
 COMPATIBILITY = ("class", "task", "domain")
+INPUTS_IN_UNIT_RANGE = True  # the VAE's Bernoulli decoder models inputs in [0, 1]
 HPARAMS = {"gr_latent": 32, "gr_hidden": 256, "gr_lr": 1e-2, "gr_temperature": 4.0,
            "gr_replay_batch_size": 32, "buffer_input_size": 0}
 

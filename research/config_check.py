@@ -100,6 +100,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(
             f"algorithm {config.algorithm!r} does not support scenario {config.scenario!r}; "
             f"it supports: {', '.join(method.COMPATIBILITY)}")
+    if getattr(method, "INPUTS_IN_UNIT_RANGE", False) and (
+            config.dataset not in data_load.UNIT_RANGE_DATASETS):
+        raise ConfigError(
+            f"algorithm {config.algorithm!r} models inputs in [0, 1] and dataset "
+            f"{config.dataset!r} is not scaled to it; use one of: "
+            f"{', '.join(data_load.UNIT_RANGE_DATASETS)}")
     _check_streaming(config)
     _check_shard_runs(config)
     for name, value in config.hp.items():

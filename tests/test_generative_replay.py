@@ -6,6 +6,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from sklearn.datasets import load_digits
 
 from algorithms import generative_replay as gr
@@ -95,3 +96,17 @@ def test_short_split_digits_run_finishes(digits_config, tmp_path):
     assert 0.0 <= on_disk["class_il"]["ACC"] <= 1.0
     assert results["num_compiles"] == 6
     assert np.isfinite(results["final_loss"]["loss"])
+
+
+def test_a_stream_not_scaled_to_the_unit_range_is_refused(digits_config):
+    """MNIST-1D's signals run from about -4 to 4: a Bernoulli ELBO on them has no lower
+    bound, and the generator diverged instead of failing."""
+    from research import config_check
+
+    digits_config.algorithm = "generative_replay"
+    config_check.validate(digits_config)
+    digits_config.dataset = "split_mnist1d"
+    with pytest.raises(config_check.ConfigError,
+                       match="'generative_replay' models inputs in \\[0, 1\\] and dataset "
+                             "'split_mnist1d' is not"):
+        config_check.validate(digits_config)

@@ -7,6 +7,8 @@ from research.data import stream as stream_lib
 DATASETS = ("split_digits", "permuted_digits", "rotated_digits", "split_mnist1d", "tfds",
             "sentiment", "text_file")
 DOMAIN_DATASETS = ("permuted_digits", "rotated_digits", "sentiment", "text_file")
+# Inputs scaled to [0, 1] (pixel intensities), what a Bernoulli generator models.
+UNIT_RANGE_DATASETS = ("split_digits", "permuted_digits", "rotated_digits", "tfds")
 
 
 def parse_class_order(text: str) -> list[int] | None:
