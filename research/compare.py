@@ -22,12 +22,15 @@ def _row(algorithm: str, results: dict, scenario: str) -> dict:
             "compile_seconds": results["compile_seconds"]}
 
 
-def comparison_markdown(rows: list[dict], num_seeds: int) -> str:
+def comparison_markdown(rows: list[dict], num_seeds: int, num_runs: int) -> str:
+    """The table, headed by what its ± spans: the seeds, or with a sweep every run."""
     headers = ["algorithm", "scenario"] + list(METRICS) + ["train s"]
     body = [[r["algorithm"], r["scenario"]]
             + [f"{r[m]:.3f} ± {r[m + '_std']:.3f}" for m in METRICS]
             + [f"{r['train_seconds']:.1f}"] for r in rows]
-    return f"mean ± std over {num_seeds} seed(s)\n\n" + report.markdown_table(headers, body)
+    spans = (f"{num_seeds} seed(s)" if num_runs == num_seeds else
+             f"{num_runs} runs ({num_seeds} seed(s) x {num_runs // num_seeds} sweep values)")
+    return f"mean ± std over {spans}\n\n" + report.markdown_table(headers, body)
 
 
 def _csv(rows: list[dict]) -> str:
@@ -92,7 +95,7 @@ def compare(config: ml_collections.ConfigDict, algorithms: list[str], workdir: s
                     "steps_per_second", "num_runs", "peak_memory_bytes")}}
             rows += [_row(run_config.algorithm, results, k)
                      for k in report.SCENARIO_KEYS if k in results]
-    markdown = comparison_markdown(rows, config.num_seeds)
+    markdown = comparison_markdown(rows, config.num_seeds, len(config_check.run_grid(config)))
     report.atomic_write(os.path.join(workdir, "comparison.md"), markdown)
     report.atomic_write(os.path.join(workdir, "comparison.csv"), _csv(rows))
     _plot(rows, os.path.join(workdir, "comparison.png"))

@@ -128,7 +128,17 @@ def test_a_comparison_matches_its_methods_run_one_by_one(digits_config, tmp_path
         alone = _run(digits_config, tmp_path / name)
         assert summary["methods"][name]["class_il"]["accuracy_matrix"] == (
             alone["class_il"]["accuracy_matrix"])
-    assert (tmp_path / "both" / "comparison.md").stat().st_size > 0
+    assert (tmp_path / "both" / "comparison.md").read_text().startswith(
+        "mean ± std over 1 seed(s)\n")
+
+
+def test_a_comparison_table_says_when_its_spread_spans_a_sweep():
+    from research import compare
+
+    row = {"algorithm": "ewc", "scenario": "class_il", "train_seconds": 1.0,
+           **{m: 0.5 for m in compare.METRICS}, **{f"{m}_std": 0.1 for m in compare.METRICS}}
+    assert compare.comparison_markdown([row], 3, 6).startswith(
+        "mean ± std over 6 runs (3 seed(s) x 2 sweep values)\n")
 
 
 def test_task_scenario_reports_task_il_only(digits_config, tmp_path):
