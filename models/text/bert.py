@@ -148,7 +148,9 @@ class LoRA(nn.Module):
             (x.shape[-1], self.rank),
         )
         b = self.param("lora_b", nn.initializers.zeros, (self.rank, self.features))
-        return (x @ a) @ b * (self.alpha / self.rank)
+        product = lambda lhs, rhs: jnp.matmul(lhs, rhs, preferred_element_type=jnp.float32)
+        return (product(product(x, a).astype(x.dtype), b) * (self.alpha / self.rank)).astype(
+            x.dtype)
 
 
 class SelfAttention(nn.Module):
@@ -176,9 +178,13 @@ class SelfAttention(nn.Module):
         qkv = qkv.reshape(batch, length, 3, heads, head_dim)
         q = qkv[:, :, 0] * (1.0 / math.sqrt(head_dim))
         k, v = qkv[:, :, 1], qkv[:, :, 2]
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k) + bias[:, None, None, :]
-        probs = jax.nn.softmax(scores, axis=-1)
-        context = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(batch, length, width)
+        # Both products accumulate in float32 and the softmax runs in float32 under
+        # bfloat16 compute; with float32 operands these are the plain products.
+        f32 = jnp.float32
+        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=f32)
+        probs = jax.nn.softmax(scores + bias[:, None, None, :], axis=-1).astype(v.dtype)
+        context = jnp.einsum("bhqk,bkhd->bqhd", probs, v, preferred_element_type=f32)
+        context = context.astype(v.dtype).reshape(batch, length, width)
         out = Dense(width, kernel_init=init, name="out")(context)
         delta = self._lora("o", context, width)
         return out if delta is None else out + delta
