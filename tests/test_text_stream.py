@@ -98,3 +98,13 @@ def test_update_stream_puts_the_old_run_data_first(tmp_path):
 def test_missing_run_config_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.json"):
         text_stream.read_run_config(str(tmp_path))
+
+
+def test_a_file_task_tests_on_no_sentence_it_trains_on(tmp_path):
+    path = _write_csv(tmp_path / "some_twice.csv", ROWS + ROWS[:6])
+    task = text_stream.file_task(path, _config(max_examples_per_domain=0), seed=1)
+    assert len(task.test_texts) == 2  # of 4 held out, 2 repeat training sentences
+    assert not set(task.test_texts) & set(task.train_texts)
+    every = _write_csv(tmp_path / "all_twice.csv", ROWS + ROWS)
+    with pytest.raises(ValueError, match="all_twice.csv: every test row repeats"):
+        text_stream.file_task(every, _config(max_examples_per_domain=0), seed=0)

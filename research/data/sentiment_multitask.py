@@ -116,8 +116,8 @@ def load_splits(config: ml_collections.ConfigDict) -> tuple[Split, Split]:
     """(train, test) over ``config.domains``: features ``[N, H]``, targets ``[N, 2]``.
 
     Each domain is cut train/val/test stratified by polarity exactly as the
-    continual text stream cuts it (``sentiment.stratified_split``, seeded); the
-    validation part is left unused.
+    continual text stream cuts it (``sentiment.stratified_split``, seeded, without the
+    test sentences the training part repeats); the validation part is left unused.
     """
     from research.data import text_stream
 
@@ -130,7 +130,8 @@ def load_splits(config: ml_collections.ConfigDict) -> tuple[Split, Split]:
                              f"choices: {', '.join(sentiment.DOMAINS)}")
         raw = sentiment.read_domain(domain)
         labels = sentiment.ratings_to_labels(raw.ratings, thresholds)
-        train, _, test = sentiment.stratified_split(labels, config.seed, max_examples=limit)
+        train, _, test = sentiment.unseen_in_training(
+            raw.texts, sentiment.stratified_split(labels, config.seed, max_examples=limit))
         parts.append((_split(config, domain, raw, labels, train),
                       _split(config, domain, raw, labels, test)))
     cat = lambda splits: Split(np.concatenate([s.x for s in splits]),

@@ -78,11 +78,16 @@ def sentiment_tasks(config: ml_collections.ConfigDict, seed: int) -> list[TextTa
 
 
 def file_task(path: str, config: ml_collections.ConfigDict, seed: int) -> TextTask:
-    """A user file as one task: stratified 80/20 train/test by label (seeded)."""
+    """A user file as one task: stratified 80/20 train/test by label (seeded), the test
+    part without the texts the training part repeats."""
     data = text_files.load_text_file(path, config.text_column, config.label_column,
                                      label_names(config))
     limit = int(config.max_examples_per_domain) or None
-    train, test = sentiment.stratified_split(data.labels, seed, FILE_SPLIT, limit)
+    train, test = sentiment.unseen_in_training(
+        data.texts, sentiment.stratified_split(data.labels, seed, FILE_SPLIT, limit))
+    if not len(test):
+        raise ValueError(f"{path}: every test row repeats the text of a training row; "
+                         "the file needs more distinct texts to hold some out")
     pick = lambda idx: ([data.texts[i] for i in idx], data.labels[idx])
     return TextTask(os.path.basename(path), *pick(train), *pick(test))
 
