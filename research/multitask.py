@@ -118,30 +118,40 @@ def validate(config: ml_collections.ConfigDict) -> None:
         )
 
 
+def _mean(values: jax.Array, valid: jax.Array | None) -> jax.Array:
+    """The mean over the rows, or over the valid ones (a padded test split)."""
+    if valid is None:
+        return jnp.mean(values)
+    return jnp.sum(jnp.where(valid, values, 0.0)) / jnp.maximum(jnp.sum(valid), 1)
+
+
 def task_losses(
-    outputs: Sequence[jax.Array], y: jax.Array, regression: Sequence[bool]
+    outputs: Sequence[jax.Array], y: jax.Array, regression: Sequence[bool],
+    valid: jax.Array | None = None,
 ) -> jax.Array:
     """Per-task losses ``[T]``: cross-entropy for classification tasks, MSE for regression."""
     losses = []
     for t, (out, is_regression) in enumerate(zip(outputs, regression, strict=True)):
         if is_regression:
-            losses.append(jnp.mean(jnp.square(out[:, 0] - y[:, t])))
+            losses.append(_mean(jnp.square(out[:, 0] - y[:, t]), valid))
         else:
             labels = y[:, t].astype(jnp.int32)
-            losses.append(jnp.mean(optax.softmax_cross_entropy_with_integer_labels(out, labels)))
+            losses.append(_mean(optax.softmax_cross_entropy_with_integer_labels(out, labels),
+                                valid))
     return jnp.stack(losses)
 
 
 def task_metrics(
-    outputs: Sequence[jax.Array], y: jax.Array, regression: Sequence[bool]
+    outputs: Sequence[jax.Array], y: jax.Array, regression: Sequence[bool],
+    valid: jax.Array | None = None,
 ) -> jax.Array:
     """Per-task metrics ``[T]``: accuracy for classification, MAE for regression."""
     values = []
     for t, (out, is_regression) in enumerate(zip(outputs, regression, strict=True)):
         if is_regression:
-            values.append(jnp.mean(jnp.abs(out[:, 0] - y[:, t])))
+            values.append(_mean(jnp.abs(out[:, 0] - y[:, t]), valid))
         else:
-            values.append(jnp.mean(jnp.argmax(out, -1) == y[:, t].astype(jnp.int32)))
+            values.append(_mean(jnp.argmax(out, -1) == y[:, t].astype(jnp.int32), valid))
     return jnp.stack(values)
 
 
@@ -363,10 +373,11 @@ class Trainer:
         state = state._replace(loss_hist=hist, epoch=epoch)
         return state, mean_losses, jnp.mean(weights, axis=0)
 
-    def _evaluate(self, state: MTState, x: jax.Array, y: jax.Array):
+    def _evaluate(self, state: MTState, x: jax.Array, y: jax.Array, valid: jax.Array):
         outs, _ = self._forward(state.params["model"], state.batch_stats, x, False)
         regression = self.tasks.regression
-        return task_metrics(outs, y, regression), task_losses(outs, y, regression)
+        return (task_metrics(outs, y, regression, valid),
+                task_losses(outs, y, regression, valid))
 
 
 HISTORY_KEYS = ("train_loss", "test_loss", "test_metric", "weights", "log_vars")
@@ -378,14 +389,21 @@ def seeds_of(config: ml_collections.ConfigDict) -> list[int]:
 
 
 def load_seeded(config: ml_collections.ConfigDict) -> tuple[Split, Split]:
-    """Each seed's (train, test) splits, stacked on a leading seed axis."""
+    """Each seed's (train, test) splits, stacked on a leading seed axis. The test splits
+    may differ in size (the text ones hold out no sentence their training part
+    repeats): they are zero-padded to the longest, ``valid`` marking the real rows."""
     pairs = []
     for seed in seeds_of(config):
         one = ml_collections.ConfigDict(config.to_dict())
         one.seed = seed
         pairs.append(load_splits(one))
-    stack = lambda splits: Split(np.stack([s.x for s in splits]), np.stack([s.y for s in splits]))
-    return stack([p[0] for p in pairs]), stack([p[1] for p in pairs])
+    train = Split(np.stack([p[0].x for p in pairs]), np.stack([p[0].y for p in pairs]))
+    tests = [p[1] for p in pairs]
+    rows = max(len(t.x) for t in tests)
+    pad = lambda a: np.pad(a, [(0, rows - len(a))] + [(0, 0)] * (a.ndim - 1))
+    test = Split(np.stack([pad(t.x) for t in tests]), np.stack([pad(t.y) for t in tests]),
+                 np.stack([np.arange(rows) < len(t.x) for t in tests]))
+    return train, test
 
 
 def fit(
@@ -405,6 +423,7 @@ def fit(
     trainer = Trainer(config, train.x.shape[1])
     x, y = jnp.asarray(train.x), jnp.asarray(train.y)
     xt, yt = jnp.asarray(test.x), jnp.asarray(test.y)
+    vt = jnp.ones(yt.shape[:2], bool) if test.valid is None else jnp.asarray(test.valid)
     perturb = trainer.perturb_template(x[0])
     start = time.perf_counter()
     keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds_of(config)])
@@ -427,7 +446,7 @@ def fit(
                    leave=False)
         for epoch in range(record["epoch"], config.epochs):
             state, losses, weights = trainer.epoch(state, x, y, perturb)
-            metrics, test_losses = trainer.evaluate(state, xt, yt)
+            metrics, test_losses = trainer.evaluate(state, xt, yt, vt)
             history["train_loss"].append(np.asarray(losses).tolist())
             history["test_loss"].append(np.asarray(test_losses).tolist())
             history["test_metric"].append(np.asarray(metrics).tolist())

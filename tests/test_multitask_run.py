@@ -8,6 +8,7 @@ import sys
 import chex
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
@@ -233,3 +234,22 @@ def test_compare_cli_writes_its_table_and_resumes(tmp_path):
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
     assert again.returncode == 0, again.stderr[-2000:]
     assert (tmp_path / "results.md").read_text().split("\n")[2:] == table.split("\n")[2:]
+
+
+def test_seeds_whose_test_splits_differ_in_size_are_scored_on_their_own_rows(monkeypatch):
+    """A text test split drops the sentences its training part repeats, so seeds' test
+    splits can differ in size: they pad to the longest, and the padding is not scored."""
+    config = _tiny("hard", "equal")
+    config.num_seeds = 2
+    real = multitask.load_splits
+    short = lambda cfg: (lambda tr, te: (tr, md.Split(te.x[:-5], te.y[:-5])))(*real(cfg))
+    monkeypatch.setattr(multitask, "load_splits",
+                        lambda cfg: short(cfg) if cfg.seed == config.seed + 1 else real(cfg))
+    train, test = multitask.load_seeded(config)
+    assert test.valid.sum(1).tolist() == [64, 59]
+    padded = multitask.fit(config, train, test, progress=False)["metrics"]
+    alone = ml_collections.ConfigDict(config.to_dict())
+    alone.num_seeds, alone.seed = 1, config.seed + 1
+    one_train, one_test = multitask.load_seeded(alone)
+    np.testing.assert_allclose(padded[1], multitask.fit(alone, one_train, one_test,
+                                                        progress=False)["metrics"][0], rtol=1e-5)

@@ -32,10 +32,12 @@ LOWER_IS_BETTER = (False, False, True)
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    """``x``: float32 ``[N, 8, 16]``; ``y``: float32 ``[N, 3]`` (left, right, sum)."""
+    """``x``: float32 ``[N, 8, 16]``; ``y``: float32 ``[N, 3]`` (left, right, sum);
+    ``valid``: bool ``[N]``, False on the rows that pad a seed's shorter test split."""
 
     x: np.ndarray
     y: np.ndarray
+    valid: np.ndarray | None = None
 
 
 def _pairs(images: np.ndarray, labels: np.ndarray, n: int, rng: np.random.Generator) -> Split:
