@@ -11,18 +11,18 @@ The shared trunk is the frozen pretrained MiniLM: each sentence is encoded once
 architectures (research/configs/multi_digits.py lists them) sit on top of the
 cached vectors. That is what makes all 30 arch x weighting runs practical on a
 2-core CPU: the one-off encoding (7,202 sentences at these defaults) took 195 s,
-every run after it 2-6 s, the whole comparison 159 s with the vectors cached.
+every run after it 4-11 s, the whole comparison 200 s with the vectors cached.
 Fine-tuning the encoder inside the multi-task loop is not offered: it would
 need a forward and a backward pass of the encoder over every sentence, every
 epoch, in each of the 31 runs. Append ``:runlocal`` for a seconds-long smoke run (2 encoder layers,
 16 tokens, 40 sentences per domain).
 
 Figures at these defaults (seed 0): single-task polarity 68.2 %, intensity MAE
-0.828; Delta_m +0.7 to +0.8 % for hard sharing with equal or DWA (+0.5 with
-PCGrad, -2.6 with MGDA), within +-1 % for cross-stitch, MTAN and soft sharing,
+0.829; Delta_m +0.8 % for hard sharing with equal or DWA (+0.6 with PCGrad,
+-2.6 with MGDA), within +-1 % for cross-stitch, MTAN and soft sharing,
 -10 to -12.5 % for task BN (it overfits within 8 epochs). Three seeds
-(``--config.num_seeds=3``): hard/equal +0.81 +- 0.23 %, task_bn/equal
--7.49 +- 2.33 %. Tables in docs/results_multitask.md.
+(``--config.num_seeds=3``): hard/equal +0.83 +- 0.21 %, task_bn/equal
+-7.57 +- 2.30 %. Tables in docs/results_multitask.md.
 """
 
 from __future__ import annotations
