@@ -31,7 +31,10 @@ def base() -> ml_collections.ConfigDict:
     config.label_column = "label"
     config.label_set = "negative,neutral,positive"
     config.update_from = ""  # workdir of a text run: its data becomes task 0 (scripts.update)
-    config.cached_features = False  # linear probe on features encoded once (model='mlp')
+    # linear probe on features encoded once (model='mlp'): the sentence embedding,
+    # mean-pooled and L2-normalised as all-MiniLM-L6-v2 is used; the uncached probe's
+    # head reads the mean-pooled states as they are
+    config.cached_features = False
     # Fine-tuning mode (research/finetune.py): which parameters train and how fast.
     config.finetune = "full"  # full|linear_probe|freeze_bottom|discriminative|prompt|lora
     config.freeze_layers = 0  # freeze_bottom: embeddings and the bottom k layers are frozen
