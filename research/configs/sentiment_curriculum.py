@@ -14,13 +14,11 @@ Each epoch draws its batches from the easiest ``c(epoch)`` fraction of the
 rows (``config.curriculum``, ``config.pacing``, ``config.c0``); ``''`` is
 random order. 3 seeds run vmapped in one program; a run takes seconds once
 the texts are encoded (minutes, once per process). Measured: random order
-0.662 ± 0.012 after 5 epochs, and no difficulty x pacing beats it (table in
+0.663 ± 0.012 after 5 epochs, and no difficulty x pacing beats it (table in
 docs/results_text.md). ``pacing='threshold'`` advances each seed a stage when
 its accuracy on 10% held-out training rows passes the stage's threshold:
-length/threshold reaches full competence after 3-4 epochs and 0.658 ± 0.012
-at 5 epochs, the same as random order on the same 90% of the rows. (Measured
-before test sentences repeated in training were held out: seed 1 has one NYT
-test sentence fewer now, which moves these by less than 0.001.)
+length/threshold reaches full competence after 3-4 epochs and 0.659 ± 0.012
+at 5 epochs, the same as random order on the same 90% of the rows.
 """
 
 from research.configs import sentiment_domains
