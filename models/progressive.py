@@ -9,9 +9,9 @@ does not widen as columns accumulate. Column k's head outputs the logits of
 task k's classes only, so the model fits the engine's ``apply_fn(params, x) ->
 [B, C]`` with no task id: the logit of class c comes from the column that owns
 c's task, and task-IL evaluation (logits masked to the task's classes) reads
-exactly that column. Task k's logits depend on columns 0..k alone, so training a later
-column with earlier ones frozen (``algorithms/progressive.py``) leaves every
-earlier task's predictions bit-identical.
+exactly that column. Task k's logits depend on columns 0..k alone, so training
+a later column with earlier ones frozen (``algorithms/progressive.py``) leaves
+every earlier task's predictions bit-identical.
 
 The class -> task assignment is static: ``np.array_split`` of
 ``config.class_order`` into ``config.num_tasks`` groups, the split the data

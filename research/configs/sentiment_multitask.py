@@ -14,8 +14,8 @@ cached vectors. That is what makes all 30 arch x weighting runs practical on a
 every run after it 4-11 s, the whole comparison 200 s with the vectors cached.
 Fine-tuning the encoder inside the multi-task loop is not offered: it would
 need a forward and a backward pass of the encoder over every sentence, every
-epoch, in each of the 31 runs. Append ``:runlocal`` for a seconds-long smoke run (2 encoder layers,
-16 tokens, 40 sentences per domain).
+epoch, in each of the 31 runs. Append ``:runlocal`` for a seconds-long smoke
+run (2 encoder layers, 16 tokens, 40 sentences per domain).
 
 Figures at these defaults (seed 0): single-task polarity 68.2 %, intensity MAE
 0.829; Delta_m +0.8 % for hard sharing with equal or DWA (+0.6 with PCGrad,
