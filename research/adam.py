@@ -50,7 +50,17 @@ def adam(learning_rate: float) -> optax.GradientTransformation:
     return optax.chain(scale_by_adam(), optax.scale_by_learning_rate(learning_rate))
 
 
-def adamw(learning_rate: float, weight_decay: float) -> optax.GradientTransformation:
-    """optax.adamw(learning_rate, weight_decay=...) with the folded direction."""
-    return optax.chain(scale_by_adam(), optax.add_decayed_weights(weight_decay),
+def matrices(params: optax.Params) -> optax.Params:
+    """True at leaves of two or more axes: the weights BERT's recipe decays. Biases and
+    LayerNorm gains and shifts (1-D) are left out, as in Devlin et al.'s optimizer
+    (``exclude_from_weight_decay``) and Hugging Face's Trainer."""
+    return jax.tree.map(lambda p: jnp.ndim(p) > 1, params)
+
+
+def adamw(learning_rate: float, weight_decay: float, decay_vectors: bool = False
+          ) -> optax.GradientTransformation:
+    """optax.adamw(learning_rate, weight_decay=..., mask=matrices) with the folded
+    direction; ``decay_vectors`` decays every leaf (optax's default, no mask)."""
+    mask = None if decay_vectors else matrices
+    return optax.chain(scale_by_adam(), optax.add_decayed_weights(weight_decay, mask),
                        optax.scale_by_learning_rate(learning_rate))

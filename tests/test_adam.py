@@ -29,7 +29,8 @@ def _train(opt: optax.GradientTransformation, steps: int = 200):
 
 @pytest.mark.parametrize("ours,theirs", [
     (adam.adam(1e-2), optax.adam(1e-2)),
-    (adam.adamw(1e-2, 0.1), optax.adamw(1e-2, weight_decay=0.1)),
+    (adam.adamw(1e-2, 0.1), optax.adamw(1e-2, weight_decay=0.1, mask=adam.matrices)),
+    (adam.adamw(1e-2, 0.1, decay_vectors=True), optax.adamw(1e-2, weight_decay=0.1)),
 ])
 def test_matches_optax(ours, theirs):
     (p1, s1), (p2, s2) = _train(ours), _train(theirs)
@@ -46,3 +47,16 @@ def test_first_step_is_sign_times_rate():
     grads = {"w": jnp.array([3.0, -2.0, 1e-3, -1e-3])}
     updates, _ = opt.update(grads, opt.init(params), params)
     chex.assert_trees_all_close(updates["w"], -0.5 * jnp.sign(grads["w"]), rtol=1e-4)
+
+
+def test_adamw_decays_matrices_only():
+    """With a zero gradient the update is the decay alone: w shrinks, the bias does not."""
+    opt = optim.make("adamw", 0.1, weight_decay=0.5)
+    params = _params()
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    updates, _ = opt.update(zeros, opt.init(params), params)
+    chex.assert_trees_all_close(updates["w"], -0.05 * params["w"], rtol=1e-6)
+    chex.assert_trees_all_equal(updates["b"], jnp.zeros_like(params["b"]))
+    every, _ = optim.make("adamw", 0.1, 0.5, decay_vectors=True).update(
+        zeros, opt.init(params), params)
+    chex.assert_trees_all_close(every["b"], -0.05 * params["b"], rtol=1e-6)

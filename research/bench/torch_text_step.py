@@ -72,7 +72,11 @@ def main() -> None:
         args.model_dir, num_labels=3, local_files_only=True, hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0).to(device)
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01)
+    # decay on matrices only, as research/adam.adamw (biases and LayerNorm left out)
+    matrices = [p for p in model.parameters() if p.ndim > 1]
+    vectors = [p for p in model.parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW([{"params": matrices}, {"params": vectors, "weight_decay": 0.0}],
+                                  lr=2e-5, weight_decay=0.01)
     rng = np.random.default_rng(0)
     ids = torch.tensor(rng.integers(1000, model.config.vocab_size,
                                     (args.batch_size, args.length)), device=device)

@@ -53,6 +53,7 @@ def base() -> ml_collections.ConfigDict:
     config.optimizer = "adam"
     config.learning_rate = 1e-3
     config.weight_decay = 0.0
+    config.decay_vectors = False  # adamw: decay biases and norms too (BERT's recipe does not)
     config.clip_norm = 0.0
     config.batch_size = 32
     config.num_epochs = 20
