@@ -50,6 +50,12 @@ def _fmt(stat: dict) -> str:
     return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
 
 
+def _rate(per_second: float) -> str:
+    """Whole steps at digit-model rates; two significant figures below 10 (a text
+    model's step takes seconds)."""
+    return f"{per_second:.0f}" if per_second >= 10 else f"{per_second:.2g}"
+
+
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -82,7 +88,7 @@ def run_markdown(results: dict) -> str:
         parts.append(markdown_table(headers, body))
     parts.append(f"\ntrain {results['train_seconds']:.1f} s, compile "
                  f"{results['compile_seconds']:.1f} s, {results['num_compiles']} compiles, "
-                 f"{results['steps_per_second']:.0f} steps/s\n")
+                 f"{_rate(results['steps_per_second'])} steps/s\n")
     return "".join(parts)
 
 
