@@ -242,3 +242,20 @@ def test_gelu_is_the_exact_erf_form():
     # GELU is below 1e-6, differs in relative terms.
     x = jnp.linspace(-6.0, 6.0, 1001)
     np.testing.assert_allclose(gelu_erf(x), jax.nn.gelu(x, approximate=False), atol=1e-6)
+
+
+def test_checkpoint_without_pooler_gets_a_fresh_one(minilm, minilm_tensors, caplog):
+    """A BertModel saved with add_pooling_layer=False loads; its pooler starts as
+    transformers initialises one, the same at every load."""
+    tensors = {k: v for k, v in minilm_tensors.items() if not k.startswith("pooler.")}
+    with caplog.at_level("WARNING"):
+        params = hf_to_params(tensors, minilm[0])
+    assert "no pooler" in caplog.text
+    chex.assert_trees_all_equal(params["layer_5"], minilm[1]["layer_5"])
+    kernel = params["pooler"]["kernel"]
+    assert kernel.shape == (384, 384) and abs(float(kernel.std()) - 0.02) < 1e-3
+    chex.assert_trees_all_equal(params["pooler"]["bias"], np.zeros(384, np.float32))
+    chex.assert_trees_all_equal(hf_to_params(tensors, minilm[0])["pooler"], params["pooler"])
+    del tensors["embeddings.LayerNorm.bias"]
+    with pytest.raises(ValueError, match=r"missing .*embeddings\.LayerNorm\.bias"):
+        hf_to_params(tensors, minilm[0])

@@ -11,6 +11,7 @@ and nowhere else.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -145,6 +146,16 @@ def _truncated(name: str, num_layers: int) -> bool:
     return match is not None and int(match.group(1)) >= num_layers
 
 
+def _fresh_pooler(cfg: EncoderConfig) -> dict[str, np.ndarray]:
+    """The pooler of a checkpoint saved without one (``add_pooling_layer=False``),
+    initialised as transformers does (kernel N(0, initializer_range), bias 0), from a
+    fixed seed so every load is the same. Only ``head='cls'`` reads it."""
+    width = cfg.hidden_size
+    kernel = np.random.default_rng(0).normal(0.0, cfg.initializer_range, (width, width))
+    return {"pooler.dense.weight": kernel.astype(np.float32),
+            "pooler.dense.bias": np.zeros(width, np.float32)}
+
+
 def hf_to_params(tensors: Mapping[str, np.ndarray], cfg: EncoderConfig,
                  ignore_prefixes: Iterable[str] = ()) -> Params:
     """Maps a Hugging Face state dict onto our encoder's (base, non-PEFT) params.
@@ -153,14 +164,20 @@ def hf_to_params(tensors: Mapping[str, np.ndarray], cfg: EncoderConfig,
     students), and so are the task heads of a ``BertFor*`` checkpoint, the
     tensors beside its ``'bert.'`` encoder (``cls.``, ``classifier.``), as
     transformers' ``BertModel.from_pretrained`` drops them: bert-base-uncased
-    ships its pretraining heads. Any other tensor left over, and any one
-    missing, is an error that names it. ``ignore_prefixes`` drops more.
+    ships its pretraining heads. A checkpoint without a pooler gets a fresh
+    one, as ``from_pretrained`` gives it (with a warning). Any other tensor left
+    over, and any one missing, is an error that names it. ``ignore_prefixes``
+    drops more.
     """
     ignore = tuple(ignore_prefixes)
     prefixed = any(k.startswith(PREFIX) for k in tensors)
     named = {_canonical(k): v for k, v in tensors.items()
              if not IGNORED.match(k) and not k.startswith(ignore)
              and (k.startswith(PREFIX) or not prefixed)}
+    if not any(name.startswith("pooler.") for name in named):
+        logging.warning("the checkpoint has no pooler: it is initialised fresh, so "
+                        "head='cls' starts from an untrained pooler")
+        named.update(_fresh_pooler(cfg))
     table = _weight_table(cfg)
     needed = [n for _, names, _ in table for n in names]
     missing = [n for n in needed if n not in named]
