@@ -109,8 +109,6 @@ def wrap(base: optax.GradientTransformation, config: ml_collections.ConfigDict,
     norm). Frozen leaves do not count, as torch's clip skips parameters without gradients.
     """
     check_mode(config)
-    if config.finetune == "full":
-        return optax.chain(optax.clip_by_global_norm(clip_norm), base) if clip_norm > 0 else base
     layers = num_layers_of(config)
     labels = labels_fn(config, layers)
     opt = optax.multi_transform(transforms(base, config, layers), labels)
