@@ -53,9 +53,11 @@ from scripts import cli
 _OUTPUT = flags.DEFINE_string("output", None, "Directory for bench.json and bench.md.")
 _EPOCHS = flags.DEFINE_integer("epochs", 50, "Epochs per task.")
 _METHODS = flags.DEFINE_list("methods", ["naive", "ewc", "si", "lwf", "er"], "Our methods.")
-_SEEDS = flags.DEFINE_integer("seeds", 5, "Seeds for the vmapped vs separate comparison.")
+_SEEDS = flags.DEFINE_integer("seeds", 5, "Seeds for the vmapped vs separate comparison.",
+                              lower_bound=1)
 _COMPARISON_SEEDS = flags.DEFINE_integer("comparison_seeds", 3,
-                                         "Seeds per method in the end-to-end comparison.")
+                                         "Seeds per method in the end-to-end comparison.",
+                                         lower_bound=1)
 _COMPARISON_ROUNDS = flags.DEFINE_integer(
     "comparison_rounds", 3, "Runs from cold of the end-to-end comparison, each after a round "
     "of Avalanche's; the median one is reported (a CPU's speed drifts from run to run).",
@@ -76,6 +78,9 @@ _TORCH_TEXT_PYTHON = flags.DEFINE_string(
     "torch_text_python", None, "Interpreter with torch + transformers for the text step's "
     "PyTorch reference (default: --torch_python).")
 flags.mark_flag_as_required("output")
+flags.register_validator("methods", lambda names: bool(measure.available_methods(names)[0]),
+                         "--methods must name at least one of our algorithms (a file in "
+                         "algorithms/): the comparison and the steady turns run them")
 flags.register_validator("epochs", lambda epochs: epochs >= 2,
                          "--epochs must be at least 2: steady rates leave out each task's "
                          "first epoch, its warm-up")

@@ -9,6 +9,9 @@ import pytest
 @pytest.mark.parametrize("flag, value, says", [
     ("epochs", "1", "--epochs must be at least 2"),
     ("comparison_rounds", "0", "--comparison_rounds=0: 0 is not a positive integer"),
+    ("seeds", "0", "--seeds=0: 0 is not a positive integer"),
+    ("comparison_seeds", "0", "--comparison_seeds=0: 0 is not a positive integer"),
+    ("methods", "nosuch,nor_this", "--methods must name at least one of our algorithms"),
     ("torch_python", "/nowhere/python", "--torch_python must name a Python interpreter"),
     ("torch_text_python", "README.md", "--torch_text_python must name a Python interpreter")])
 def test_bench_refuses_bad_flags_before_it_starts(tmp_path, flag, value, says):
