@@ -389,6 +389,11 @@ def _comparison_lines(comparison: dict, e2e: dict | None, seeds: int) -> list[st
     return lines
 
 
+def _share_target(backend: str) -> str:
+    target = runs.STEP_SHARE_TARGET.get(backend)
+    return "(no target here)" if target is None else f"(target {100 * target:g}%)"
+
+
 def _efficiency_line(eff: dict, backend: str) -> str:
     if "skipped" in eff:
         return f"the MLP step's share of it is not measured: {eff['skipped']}."
@@ -396,7 +401,7 @@ def _efficiency_line(eff: dict, backend: str) -> str:
     return (f"MLP 2x400 step {eff['mlp_step_flops'] / 1e6:.1f} MFLOP at naive's steps/s = "
             f"{eff['mlp_step_flops_per_second'] / 1e9:.2f} GFLOP/s = "
             f"{100 * eff['fraction_of_matmul']:.1f}% of matmul "
-            f"{'(target 50%)' if backend == 'cpu' else '(no target here)'}. A hand-written "
+            f"{_share_target(backend)}. A hand-written "
             f"jitted scan of the same step, its turns right after naive's: "
             f"{eff['handwritten_steps_per_second']:.0f} steps/s "
             f"({100 * eff['handwritten_fraction_of_matmul']:.1f}%); the engine runs at "
