@@ -22,7 +22,7 @@ the wall and CPU time of the same comparison and its ACC, and the ratios, with
 their spread over those rounds;
 on a GPU the PyTorch references run on the same GPU (--peer_device);
 (4) our full fine-tuning step of MiniLM (scripts.bench_text_step) and, when
---torch_text_python (or --torch_python) has torch and transformers, the
+--torch_text_python (or --torch_python, or this interpreter) has torch and transformers, the
 PyTorch BertForSequenceClassification step on the same weights, each in
 float32 and in bfloat16 mixed precision (ours ``--compute_dtype=bfloat16``,
 PyTorch's ``torch.autocast``). Writes bench.json and bench.md in --output, and
@@ -76,7 +76,7 @@ _PEER_DEVICE = flags.DEFINE_enum(
     "the same hardware.")
 _TORCH_TEXT_PYTHON = flags.DEFINE_string(
     "torch_text_python", None, "Interpreter with torch + transformers for the text step's "
-    "PyTorch reference (default: --torch_python).")
+    "PyTorch reference (default: --torch_python, else this one if it has them).")
 flags.mark_flag_as_required("output")
 flags.register_validator("methods", lambda names: bool(measure.available_methods(names)[0]),
                          "--methods must name at least one of our algorithms (a file in "
@@ -296,10 +296,25 @@ def _last_error(proc: subprocess.CompletedProcess) -> str:
 TEXT_STEP_DTYPES = ("float32", "bfloat16")
 
 
-def _text_step(torch_python: str | None, dtype: str, device: tuple[str | None, str]) -> dict:
+def _torch_text_python() -> tuple[str | None, str]:
+    """The interpreter of the text step's PyTorch reference, as --torch_python's is found:
+    --torch_text_python, else --torch_python, else this one if it has torch and
+    transformers; or None and why."""
+    given = _TORCH_TEXT_PYTHON.value or _TORCH_PYTHON.value
+    if given:
+        return given, ""
+    if all(importlib.util.find_spec(m) for m in ("torch", "transformers")):
+        return sys.executable, ""
+    return None, ("torch/transformers are not installed in this interpreter; install the "
+                  "'bench' and 'text' extras or pass --torch_text_python")
+
+
+def _text_step(torch_python: tuple[str | None, str], dtype: str,
+               device: tuple[str | None, str]) -> dict:
     """Our full fine-tuning step (scripts.bench_text_step) computing in ``dtype`` and, when
-    ``torch_python`` has torch and transformers, the BertForSequenceClassification step
-    on the same weights on ``device`` (autocast to bfloat16 for our bfloat16)."""
+    ``torch_python`` (``_torch_text_python``) has torch and transformers, the
+    BertForSequenceClassification step on the same weights on ``device`` (autocast to
+    bfloat16 for our bfloat16)."""
     _progress(f"the text step in {dtype}")
     proc = subprocess.run([sys.executable, "-m", "scripts.bench_text_step",
                            f"--compute_dtype={dtype}"], cwd=ROOT, capture_output=True, text=True)
@@ -307,14 +322,14 @@ def _text_step(torch_python: str | None, dtype: str, device: tuple[str | None, s
         return {"skipped": "bench_text_step failed: " + _last_error(proc)}
     lines = proc.stdout.strip().splitlines()
     out: dict = {"output": lines[:-1], "ours": json.loads(lines[-1])}
-    if torch_python is None or device[0] is None:
-        out["torch"] = {"skipped": device[1] or "no --torch_text_python or --torch_python given"}
+    if torch_python[0] is None or device[0] is None:
+        out["torch"] = {"skipped": device[1] or torch_python[1]}
         return out
     from models.text.load import MINILM, resolve_model_dir
 
     script = os.path.join(ROOT, "research", "bench", "torch_text_step.py")
     autocast = ["--bfloat16"] if dtype == "bfloat16" else []
-    ref = subprocess.run([torch_python, script, f"--model_dir={resolve_model_dir(MINILM)}",
+    ref = subprocess.run([torch_python[0], script, f"--model_dir={resolve_model_dir(MINILM)}",
                           f"--matmul_size={measure.matmul_size()}", *autocast,
                           *peer.torch_device_args(device[0])],
                          capture_output=True, text=True, cwd=tempfile.gettempdir())
@@ -501,7 +516,7 @@ def main(argv: list[str]) -> None:
     result["ratios"] = peer.ratios(result["ours"], result["avalanche"], result["comparison"],
                                    backend)
     result["text_step"] = {
-        dtype: (_text_step(_TORCH_TEXT_PYTHON.value or _TORCH_PYTHON.value, dtype, device)
+        dtype: (_text_step(_torch_text_python(), dtype, device)
                 if _TEXT_STEP.value else {"skipped": "--notext_step"})
         for dtype in TEXT_STEP_DTYPES}
     result["bench_seconds"] = time.perf_counter() - start
