@@ -66,3 +66,56 @@ def test_text_reference_interpreter_is_found_as_avalanches(here, flags, expected
 def test_text_reference_without_torch_says_what_to_install():
     python, why = _text_reference("absent")
     assert python is None and "torch/transformers are not installed" in why
+
+
+_BENCH_CALL = """
+import json, subprocess, sys
+from absl import flags
+from scripts import bench
+flags.FLAGS(["bench", "--output=unused"])
+def failed(args, check=False, **kwargs):  # every child fails as one out of memory would
+    proc = subprocess.CompletedProcess(args, 1, "", "Traceback ...\\nRuntimeError: out of memory")
+    if check:
+        proc.check_returncode()
+    return proc
+bench.subprocess.run = failed
+call, argument = sys.argv[1], json.loads(sys.argv[2])
+print(json.dumps(getattr(bench, call)(argument)))
+"""
+
+
+def _bench_call(call: str, argument):
+    """``scripts.bench.<call>(argument)`` in a process of its own, whose children fail."""
+    done = subprocess.run([sys.executable, "-c", _BENCH_CALL, call, json.dumps(argument)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def _report(**parts) -> dict:
+    """A bench.json with what its markdown reads (Avalanche and the text step skipped)."""
+    ours = {"steady_steps_per_second": 2000.0, "train_seconds": 10.0, "compile_seconds": 2.0,
+            "wall_seconds": 14.0, "class_il_ACC": 0.2,
+            "peak_memory_bytes": {"host": 2**30, "device": 0}}
+    return {"machine": {"platform": "Linux", "cpu_model": "EPYC", "cpu_count": 2,
+                        "backend": "cpu", "devices": ["TFRT_CPU_0"], "jax": "0.x",
+                        "load_average": [1.0, 1.0, 1.0]},
+            "config": {"seeds": 5, "comparison_seeds": 3},
+            "step_efficiency": {"matmul_flops_per_second": 2e11, "matmul_size": 2048,
+                                "skipped": "naive is not among --methods"},
+            "ours": {"missing": [], "ewc": ours},
+            "seeds": {"vmapped": {"wall_seconds": 8.0, "steps_per_second": 900.0},
+                      "separate_wall_seconds": 30.0, "speedup_wall": 3.75},
+            "comparison": {"wall_seconds": 40.0, "cpu_seconds": 60.0,
+                           "rerun": {"wall_seconds": 20.0}},
+            "avalanche": {"skipped": "no torch"}, "ratios": {"steady": {}},
+            "text_step": {"float32": {"skipped": "--notext_step"}}, **parts}
+
+
+def test_a_failed_memory_run_is_reported_not_raised():
+    # It ran after every other figure: its traceback lost them all, the report unwritten.
+    memory = _bench_call("_memory_growth", 2)
+    assert memory == {"skipped": "scripts.run of ER at 2 tasks failed: "
+                                 "RuntimeError: out of memory"}
+    markdown = _bench_call("_markdown", _report(memory=memory))
+    assert f"Peak memory not measured: {memory['skipped']}" in markdown
