@@ -452,9 +452,10 @@ def _markdown(result: dict) -> str:
               "engines of the steady-state turns still in it; ER's alone is below.", ""]
     if result["ours"]["missing"]:
         lines += [f"Skipped (no algorithms/ file): {', '.join(result['ours']['missing'])}", ""]
-    seeds = result["seeds"]
-    lines += [f"{result['config']['seeds']} seeds vmapped: {seeds['vmapped']['wall_seconds']:.1f}"
-              f" s wall vs {seeds['separate_wall_seconds']:.1f} s for separate runs "
+    seeds, count = result["seeds"], result["config"]["seeds"]
+    lines += [f"{count} seeds vmapped: {seeds['vmapped']['wall_seconds']:.1f} s wall, compile "
+              f"included, {seeds['vmapped']['steps_per_second']:.0f} steps/s (each step trains "
+              f"all {count}), vs {seeds['separate_wall_seconds']:.1f} s for separate runs "
               f"({seeds['speedup_wall']:.1f}x).", ""]
     mem = result["memory"]
     if "skipped" in mem:

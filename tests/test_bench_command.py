@@ -119,3 +119,10 @@ def test_a_failed_memory_run_is_reported_not_raised():
                                  "RuntimeError: out of memory"}
     markdown = _bench_call("_markdown", _report(memory=memory))
     assert f"Peak memory not measured: {memory['skipped']}" in markdown
+
+
+def test_markdown_gives_the_vmapped_runs_steps_per_second():
+    # The issue asks for steps/s and wall time of the vmapped seeds as of each method.
+    markdown = _bench_call("_markdown", _report(memory={"skipped": "not run"}))
+    assert ("5 seeds vmapped: 8.0 s wall, compile included, 900 steps/s (each step trains "
+            "all 5), vs 30.0 s for separate runs (3.8x).") in markdown
