@@ -428,6 +428,14 @@ def _efficiency_line(eff: dict, backend: str) -> str:
             f"turn).")
 
 
+def _device_peaks(two: int, five: int) -> str:
+    """The accelerator's peaks, where the training state lives on a GPU (a CPU's are 0)."""
+    if not (two and five):
+        return ""
+    return (f" Peak device memory: {two / 2**20:.0f} MiB at 2 tasks, {five / 2**20:.0f} MiB at "
+            f"5 (ratio {five / two:.2f}).")
+
+
 def _markdown(result: dict) -> str:
     eff, machine = result["step_efficiency"], result["machine"]
     backend = machine["backend"]
@@ -465,7 +473,8 @@ def _markdown(result: dict) -> str:
                   f"tasks, {mem['er_5_tasks']['host'] / 2**20:.0f} MiB at 5 (ratio "
                   f"{mem['host_growth_ratio']:.2f}); its training state, buffer included: "
                   f"{mem['state_bytes_2_tasks'] / 2**20:.2f} MiB at 2 tasks, "
-                  f"{mem['state_bytes_5_tasks'] / 2**20:.2f} MiB at 5.", ""]
+                  f"{mem['state_bytes_5_tasks'] / 2**20:.2f} MiB at 5."
+                  + _device_peaks(mem["er_2_tasks"]["device"], mem["er_5_tasks"]["device"]), ""]
     ratios = result["ratios"]
     if ratios["steady"]:
         target = lambda v: "-" if v["target"] is None else f"{v['target']:.0f}x"

@@ -126,3 +126,15 @@ def test_markdown_gives_the_vmapped_runs_steps_per_second():
     markdown = _bench_call("_markdown", _report(memory={"skipped": "not run"}))
     assert ("5 seeds vmapped: 8.0 s wall, compile included, 900 steps/s (each step trains "
             "all 5), vs 30.0 s for separate runs (3.8x).") in markdown
+
+
+def test_markdown_gives_the_device_memory_where_the_state_lives_on_one():
+    peaks = lambda host, device: {"host": host * 2**20, "device": device * 2**20}
+    memory = {"er_2_tasks": peaks(900, 40), "er_5_tasks": peaks(918, 42),
+              "host_growth_ratio": 1.02, "state_bytes_2_tasks": 2**20,
+              "state_bytes_5_tasks": 2**20}
+    gpu = _bench_call("_markdown", _report(memory=memory))
+    assert ("Peak host memory, ER: 900 MiB at 2 tasks, 918 MiB at 5 (ratio 1.02)" in gpu
+            and "Peak device memory: 40 MiB at 2 tasks, 42 MiB at 5 (ratio 1.05)." in gpu)
+    memory["er_2_tasks"]["device"] = memory["er_5_tasks"]["device"] = 0  # a CPU reports none
+    assert "Peak device memory" not in _bench_call("_markdown", _report(memory=memory))
