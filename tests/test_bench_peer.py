@@ -100,3 +100,16 @@ def test_a_gpu_is_started_before_the_references_clocks(monkeypatch, device, star
     args = argparse.Namespace(device=device, float32_matmul_precision="high")
     assert torch_device.open_device(args).type == device
     assert fake.calls == started
+
+
+def test_end_to_end_of_some_methods_sums_their_walls_in_our_comparison():
+    # Avalanche ran naive only: ours is naive's part of the comparison, not all of it, and
+    # neither the rounds nor the CPU time (both of the whole comparison) are set against it.
+    naive, theirs = _figures(2000.0, 400.0)
+    ewc = {**naive, "wall_seconds": 30.0}
+    theirs["runs"][0]["cpu_seconds"] = 60.0
+    comparison = {"wall_seconds": 40.0, "cpu_seconds": 70.0, "cold_runs": [{"wall_seconds": 40.0}]}
+    e2e = peer.ratios({"missing": [], "naive": naive, "ewc": ewc}, {"naive": theirs},
+                      comparison, "cpu")["end_to_end"]
+    assert (e2e["methods"], e2e["ours_wall_seconds"], e2e["ratio"]) == (["naive"], 10.0, 5.0)
+    assert "round_ratios" not in e2e and "ours_cpu_seconds" not in e2e
