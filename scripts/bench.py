@@ -22,7 +22,7 @@ the wall and CPU time of the same comparison and its ACC, and the ratios, with
 their spread over those rounds;
 on a GPU the PyTorch references run on the same GPU (--peer_device);
 (4) our full fine-tuning step of MiniLM (scripts.bench_text_step) and, when
---torch_text_python (or --torch_python) has torch and transformers, the
+--torch_text_python (or --torch_python, or this interpreter) has torch and transformers, the
 PyTorch BertForSequenceClassification step on the same weights, each in
 float32 and in bfloat16 mixed precision (ours ``--compute_dtype=bfloat16``,
 PyTorch's ``torch.autocast``). Writes bench.json and bench.md in --output, and
@@ -53,9 +53,11 @@ from scripts import cli
 _OUTPUT = flags.DEFINE_string("output", None, "Directory for bench.json and bench.md.")
 _EPOCHS = flags.DEFINE_integer("epochs", 50, "Epochs per task.")
 _METHODS = flags.DEFINE_list("methods", ["naive", "ewc", "si", "lwf", "er"], "Our methods.")
-_SEEDS = flags.DEFINE_integer("seeds", 5, "Seeds for the vmapped vs separate comparison.")
+_SEEDS = flags.DEFINE_integer("seeds", 5, "Seeds for the vmapped vs separate comparison.",
+                              lower_bound=1)
 _COMPARISON_SEEDS = flags.DEFINE_integer("comparison_seeds", 3,
-                                         "Seeds per method in the end-to-end comparison.")
+                                         "Seeds per method in the end-to-end comparison.",
+                                         lower_bound=1)
 _COMPARISON_ROUNDS = flags.DEFINE_integer(
     "comparison_rounds", 3, "Runs from cold of the end-to-end comparison, each after a round "
     "of Avalanche's; the median one is reported (a CPU's speed drifts from run to run).",
@@ -74,8 +76,11 @@ _PEER_DEVICE = flags.DEFINE_enum(
     "the same hardware.")
 _TORCH_TEXT_PYTHON = flags.DEFINE_string(
     "torch_text_python", None, "Interpreter with torch + transformers for the text step's "
-    "PyTorch reference (default: --torch_python).")
+    "PyTorch reference (default: --torch_python, else this one if it has them).")
 flags.mark_flag_as_required("output")
+flags.register_validator("methods", lambda names: bool(measure.available_methods(names)[0]),
+                         "--methods must name at least one of our algorithms (a file in "
+                         "algorithms/): the comparison and the steady turns run them")
 flags.register_validator("epochs", lambda epochs: epochs >= 2,
                          "--epochs must be at least 2: steady rates leave out each task's "
                          "first epoch, its warm-up")
@@ -199,17 +204,21 @@ def _seeds(seeds: int, epochs: int) -> dict:
 
 def _memory_growth(epochs: int) -> dict:
     """Peak host memory and training-state size of an ER run (its buffer is the state
-    that could grow) at 2 vs 5 tasks, each in a process of its own."""
+    that could grow) at 2 vs 5 tasks, each in a process of its own; a run that fails is
+    reported with its error (the bench's other figures are still written)."""
     _progress("ER's memory at 2 and 5 tasks")
     peaks, states = {}, {}
     for tasks in (2, 5):
         with tempfile.TemporaryDirectory() as workdir:
-            subprocess.run([sys.executable, "-m", "scripts.run",
-                            "--config=research/configs/split_digits.py", "--config.algorithm=er",
-                            f"--config.num_tasks={tasks}", f"--config.num_epochs={epochs}",
-                            "--config.progress=False", "--config.plots=False",
-                            f"--workdir={workdir}"], cwd=ROOT, check=True,
-                           capture_output=True)
+            proc = subprocess.run([sys.executable, "-m", "scripts.run",
+                                   "--config=research/configs/split_digits.py",
+                                   "--config.algorithm=er", f"--config.num_tasks={tasks}",
+                                   f"--config.num_epochs={epochs}", "--config.progress=False",
+                                   "--config.plots=False", f"--workdir={workdir}"],
+                                  cwd=ROOT, capture_output=True, text=True)
+            if proc.returncode:
+                return {"skipped": f"scripts.run of ER at {tasks} tasks failed: "
+                                   f"{_last_error(proc)}"}
             with open(os.path.join(workdir, "results.json")) as f:
                 results = json.load(f)
             peaks[tasks], states[tasks] = results["peak_memory_bytes"], results["state_bytes"]
@@ -291,10 +300,25 @@ def _last_error(proc: subprocess.CompletedProcess) -> str:
 TEXT_STEP_DTYPES = ("float32", "bfloat16")
 
 
-def _text_step(torch_python: str | None, dtype: str, device: tuple[str | None, str]) -> dict:
+def _torch_text_python() -> tuple[str | None, str]:
+    """The interpreter of the text step's PyTorch reference, as --torch_python's is found:
+    --torch_text_python, else --torch_python, else this one if it has torch and
+    transformers; or None and why."""
+    given = _TORCH_TEXT_PYTHON.value or _TORCH_PYTHON.value
+    if given:
+        return given, ""
+    if all(importlib.util.find_spec(m) for m in ("torch", "transformers")):
+        return sys.executable, ""
+    return None, ("torch/transformers are not installed in this interpreter; install the "
+                  "'bench' and 'text' extras or pass --torch_text_python")
+
+
+def _text_step(torch_python: tuple[str | None, str], dtype: str,
+               device: tuple[str | None, str]) -> dict:
     """Our full fine-tuning step (scripts.bench_text_step) computing in ``dtype`` and, when
-    ``torch_python`` has torch and transformers, the BertForSequenceClassification step
-    on the same weights on ``device`` (autocast to bfloat16 for our bfloat16)."""
+    ``torch_python`` (``_torch_text_python``) has torch and transformers, the
+    BertForSequenceClassification step on the same weights on ``device`` (autocast to
+    bfloat16 for our bfloat16)."""
     _progress(f"the text step in {dtype}")
     proc = subprocess.run([sys.executable, "-m", "scripts.bench_text_step",
                            f"--compute_dtype={dtype}"], cwd=ROOT, capture_output=True, text=True)
@@ -302,14 +326,14 @@ def _text_step(torch_python: str | None, dtype: str, device: tuple[str | None, s
         return {"skipped": "bench_text_step failed: " + _last_error(proc)}
     lines = proc.stdout.strip().splitlines()
     out: dict = {"output": lines[:-1], "ours": json.loads(lines[-1])}
-    if torch_python is None or device[0] is None:
-        out["torch"] = {"skipped": device[1] or "no --torch_text_python or --torch_python given"}
+    if torch_python[0] is None or device[0] is None:
+        out["torch"] = {"skipped": device[1] or torch_python[1]}
         return out
     from models.text.load import MINILM, resolve_model_dir
 
     script = os.path.join(ROOT, "research", "bench", "torch_text_step.py")
     autocast = ["--bfloat16"] if dtype == "bfloat16" else []
-    ref = subprocess.run([torch_python, script, f"--model_dir={resolve_model_dir(MINILM)}",
+    ref = subprocess.run([torch_python[0], script, f"--model_dir={resolve_model_dir(MINILM)}",
                           f"--matmul_size={measure.matmul_size()}", *autocast,
                           *peer.torch_device_args(device[0])],
                          capture_output=True, text=True, cwd=tempfile.gettempdir())
@@ -384,6 +408,11 @@ def _comparison_lines(comparison: dict, e2e: dict | None, seeds: int) -> list[st
     return lines
 
 
+def _share_target(backend: str) -> str:
+    target = runs.STEP_SHARE_TARGET.get(backend)
+    return "(no target here)" if target is None else f"(target {100 * target:g}%)"
+
+
 def _efficiency_line(eff: dict, backend: str) -> str:
     if "skipped" in eff:
         return f"the MLP step's share of it is not measured: {eff['skipped']}."
@@ -391,12 +420,20 @@ def _efficiency_line(eff: dict, backend: str) -> str:
     return (f"MLP 2x400 step {eff['mlp_step_flops'] / 1e6:.1f} MFLOP at naive's steps/s = "
             f"{eff['mlp_step_flops_per_second'] / 1e9:.2f} GFLOP/s = "
             f"{100 * eff['fraction_of_matmul']:.1f}% of matmul "
-            f"{'(target 50%)' if backend == 'cpu' else '(no target here)'}. A hand-written "
+            f"{_share_target(backend)}. A hand-written "
             f"jitted scan of the same step, its turns right after naive's: "
             f"{eff['handwritten_steps_per_second']:.0f} steps/s "
             f"({100 * eff['handwritten_fraction_of_matmul']:.1f}%); the engine runs at "
             f"{eff['engine_over_handwritten']:.2f}x its rate ({low:.2f}-{high:.2f}x turn by "
             f"turn).")
+
+
+def _device_peaks(two: int, five: int) -> str:
+    """The accelerator's peaks, where the training state lives on a GPU (a CPU's are 0)."""
+    if not (two and five):
+        return ""
+    return (f" Peak device memory: {two / 2**20:.0f} MiB at 2 tasks, {five / 2**20:.0f} MiB at "
+            f"5 (ratio {five / two:.2f}).")
 
 
 def _markdown(result: dict) -> str:
@@ -423,16 +460,21 @@ def _markdown(result: dict) -> str:
               "engines of the steady-state turns still in it; ER's alone is below.", ""]
     if result["ours"]["missing"]:
         lines += [f"Skipped (no algorithms/ file): {', '.join(result['ours']['missing'])}", ""]
-    seeds = result["seeds"]
-    lines += [f"{result['config']['seeds']} seeds vmapped: {seeds['vmapped']['wall_seconds']:.1f}"
-              f" s wall vs {seeds['separate_wall_seconds']:.1f} s for separate runs "
+    seeds, count = result["seeds"], result["config"]["seeds"]
+    lines += [f"{count} seeds vmapped: {seeds['vmapped']['wall_seconds']:.1f} s wall, compile "
+              f"included, {seeds['vmapped']['steps_per_second']:.0f} steps/s (each step trains "
+              f"all {count}), vs {seeds['separate_wall_seconds']:.1f} s for separate runs "
               f"({seeds['speedup_wall']:.1f}x).", ""]
     mem = result["memory"]
-    lines += [f"Peak host memory, ER: {mem['er_2_tasks']['host'] / 2**20:.0f} MiB at 2 tasks, "
-              f"{mem['er_5_tasks']['host'] / 2**20:.0f} MiB at 5 (ratio "
-              f"{mem['host_growth_ratio']:.2f}); its training state, buffer included: "
-              f"{mem['state_bytes_2_tasks'] / 2**20:.2f} MiB at 2 tasks, "
-              f"{mem['state_bytes_5_tasks'] / 2**20:.2f} MiB at 5.", ""]
+    if "skipped" in mem:
+        lines += [f"Peak memory not measured: {mem['skipped']}", ""]
+    else:
+        lines += [f"Peak host memory, ER: {mem['er_2_tasks']['host'] / 2**20:.0f} MiB at 2 "
+                  f"tasks, {mem['er_5_tasks']['host'] / 2**20:.0f} MiB at 5 (ratio "
+                  f"{mem['host_growth_ratio']:.2f}); its training state, buffer included: "
+                  f"{mem['state_bytes_2_tasks'] / 2**20:.2f} MiB at 2 tasks, "
+                  f"{mem['state_bytes_5_tasks'] / 2**20:.2f} MiB at 5."
+                  + _device_peaks(mem["er_2_tasks"]["device"], mem["er_5_tasks"]["device"]), ""]
     ratios = result["ratios"]
     if ratios["steady"]:
         target = lambda v: "-" if v["target"] is None else f"{v['target']:.0f}x"
@@ -491,7 +533,7 @@ def main(argv: list[str]) -> None:
     result["ratios"] = peer.ratios(result["ours"], result["avalanche"], result["comparison"],
                                    backend)
     result["text_step"] = {
-        dtype: (_text_step(_TORCH_TEXT_PYTHON.value or _TORCH_PYTHON.value, dtype, device)
+        dtype: (_text_step(_torch_text_python(), dtype, device)
                 if _TEXT_STEP.value else {"skipped": "--notext_step"})
         for dtype in TEXT_STEP_DTYPES}
     result["bench_seconds"] = time.perf_counter() - start

@@ -96,3 +96,17 @@ def test_command_prints_the_table_and_refuses_bad_input_in_one_line(tmp_path):
     assert failed.returncode == 2
     assert failed.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'nowhere'}: cannot be read (No such file or directory)"]
+
+
+def test_share_of_matmul_is_read_against_the_cpu_target_only():
+    fast_cpu = _report("cpu", 2000.0, 400.0)
+    fast_cpu["step_efficiency"]["fraction_of_matmul"] = 0.55
+    rows = lambda table: {line.split(" | ")[0].strip("| "): line.split(" | ")[1:]
+                          for line in table.splitlines()}
+    cpu = rows(runs.figures_table([("cpu", fast_cpu), ("slow", _report("cpu", 2000.0, 400.0))]))
+    assert cpu["naive step, share of matmul"] == ["**55.0%**", "45.0%", "50% |"]
+    # On a GPU there is no target (bench.md says so), and nothing is met.
+    fast_gpu = _report("gpu", 2000.0, 400.0)
+    fast_gpu["step_efficiency"]["fraction_of_matmul"] = 0.55
+    gpu = rows(runs.figures_table([("gpu", fast_gpu)]))
+    assert gpu["naive step, share of matmul"] == ["55.0%", "- |"]

@@ -21,14 +21,21 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 
 def open_device(args: argparse.Namespace):
     """The torch device of --device, with --float32_matmul_precision set; a GPU torch
-    cannot reach is refused with the reason."""
+    cannot reach is refused with the reason. A GPU is started here (its context and
+    cuBLAS, which torch opens at the first use), before any clock, as JAX's backend is
+    up before our clocks start: else the first run's wall time would count it."""
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"--device=cuda: torch {torch.__version__} sees no CUDA device "
                          f"(built for CUDA {torch.version.cuda}); run with --device=cpu")
     torch.set_float32_matmul_precision(args.float32_matmul_precision)
-    return torch.device(args.device)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        ones = torch.ones(2, 2, device=device)
+        ones @ ones
+        synchronizer(device)()
+    return device
 
 
 def synchronizer(device) -> Callable[[], None]:
