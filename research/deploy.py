@@ -12,7 +12,6 @@ task 1, so row 1 is the accuracy after the update, on old and new data alike.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -24,7 +23,7 @@ import orbax.checkpoint as ocp
 
 import algorithms
 import models
-from research import checkpoint, report
+from research import checkpoint
 from research import engine as engine_lib
 from research import train as train_lib
 from research.configs import sentiment_domains
@@ -165,8 +164,9 @@ def prepare_update(config: ml_collections.ConfigDict, workdir: str) -> None:
     for key in ("class_il", "task_il"):
         acc[key] = np.zeros((runs, tasks, tasks))
         acc[key][:, 0, :] = before[key]
-    os.makedirs(workdir, exist_ok=True)
-    report.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
+    # The config as train_and_evaluate records it: a config.json holding other methods'
+    # hyper-parameters (the old run's) would read as another run when the update starts.
+    train_lib.prepare_workdir(workdir, train_lib._identity(config), overwrite=False)
     with checkpoint.opened(workdir, config.keep_checkpoints) as mngr:
         checkpoint.save(mngr, config.num_epochs, state, {
             "stage": 1, "epoch": 0, "rows": [], "train_seconds": 0.0,

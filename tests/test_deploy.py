@@ -108,3 +108,34 @@ def test_update_gives_the_new_method_its_hyper_parameters(tmp_path, method, key,
     (tmp_path / "config.json").write_text(json.dumps(config))
     data = _csv(tmp_path / "new.csv", [("fine", "positive"), ("awful", "negative")])
     assert deploy.update_config(str(tmp_path), data, method).hp[key] == expected
+
+
+def _tweets_csv(tmp_path) -> str:
+    tweets = sentiment.load_domains(["tweets"], 0, max_examples_per_domain=20)["tweets"]
+    return _csv(tmp_path / "new.csv", [
+        (t.replace('"', "'"), sentiment.LABEL_NAMES[lab])
+        for t, lab in zip(tweets.train.texts, tweets.train.labels, strict=True)])
+
+
+def _base_run(workdir, algorithm: str) -> str:
+    """A seconds-long fine-tuning run (the 'local' config) with ``algorithm``."""
+    from research import train
+
+    config = sentiment_finetune.get_config("local")
+    config.update(max_examples_per_domain=24, algorithm=algorithm, progress=False, plots=False)
+    train.train_and_evaluate(config, str(workdir))
+    return str(workdir)
+
+
+@needs_corpus
+def test_update_with_another_method_than_the_old_run_starts_and_resumes(tmp_path):
+    """The old run's method's hyper-parameters must not make the update's own workdir
+    read as a run of another config, neither when it starts nor when it is rerun."""
+    from research import deploy
+
+    base = _base_run(tmp_path / "base", "ewc")
+    config = deploy.update_config(base, _tweets_csv(tmp_path), "replay")
+    assert "ewc_lambda" in config.hp  # the old run's, carried along
+    first = deploy.before_after(deploy.update(config, str(tmp_path / "new")))
+    again = deploy.before_after(deploy.update(config, str(tmp_path / "new")))
+    assert again == first
