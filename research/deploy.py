@@ -139,9 +139,11 @@ def _offer_old_data(eng: engine_lib.Engine, state: engine_lib.RunState, pool: di
 def prepare_update(config: ml_collections.ConfigDict, workdir: str) -> None:
     """Writes ``workdir``'s config and a checkpoint at the end of task 0 (see module doc).
 
-    A workdir that already holds a checkpoint is left as it is (the update resumes).
+    A workdir that already holds a checkpoint is left as it is (the update resumes); one
+    whose first save was cut short holds none yet, and is prepared again.
     """
-    if os.path.isdir(os.path.join(workdir, "checkpoints")):
+    if (os.path.isdir(os.path.join(workdir, "checkpoints"))
+            and checkpoint.manager(workdir, 1).latest_step() is not None):
         return
     _, old_params = load_run_params(config.update_from)
     run = train_lib.build_run(config)

@@ -139,3 +139,20 @@ def test_update_with_another_method_than_the_old_run_starts_and_resumes(tmp_path
     first = deploy.before_after(deploy.update(config, str(tmp_path / "new")))
     again = deploy.before_after(deploy.update(config, str(tmp_path / "new")))
     assert again == first
+
+
+@needs_corpus
+def test_update_whose_first_save_was_cut_short_is_prepared_again(tmp_path):
+    """A kill during the first checkpoint write leaves checkpoints/ without a step: the
+    rerun must write the end-of-task-0 state, not train the old data from scratch."""
+    from research import deploy
+
+    base = _base_run(tmp_path / "base", "naive")
+    workdir = tmp_path / "new"
+    (workdir / "checkpoints").mkdir(parents=True)
+    deploy.prepare_update(deploy.update_config(base, _tweets_csv(tmp_path), "naive"),
+                          str(workdir))
+    _, old = deploy.load_run_params(base)
+    _, new = deploy.load_run_params(str(workdir))
+    kernel = lambda params: params["head"]["out"]["kernel"]
+    np.testing.assert_array_equal(kernel(new), kernel(old))
