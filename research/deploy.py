@@ -175,8 +175,13 @@ def prepare_update(config: ml_collections.ConfigDict, workdir: str) -> None:
             **{k: v.tolist() for k, v in acc.items()}})
 
 
-def update(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    """Prepares (once) and runs the update; results.json of a two-task run."""
+def update(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False) -> dict:
+    """Prepares (once) and runs the update; results.json of a two-task run. A workdir
+    holding another run is refused before any work, or cleared with ``overwrite``."""
+    if os.path.abspath(workdir) == os.path.abspath(config.update_from):
+        raise train_lib.WorkdirError(f"workdir {workdir!r} is the run to update: the updated "
+                                     "run needs a --workdir of its own")
+    train_lib.prepare_workdir(workdir, train_lib._identity(config), overwrite)
     prepare_update(config, workdir)
     return train_lib.train_and_evaluate(config, workdir)
 

@@ -141,6 +141,26 @@ def test_update_with_another_method_than_the_old_run_starts_and_resumes(tmp_path
     assert again == first
 
 
+def test_update_refuses_a_foreign_workdir_unless_overwrite(tmp_path):
+    """The refusal names --overwrite, so scripts.update takes it; it never clears --from."""
+    data = _csv(tmp_path / "new.csv", [("fine", "positive"), ("awful", "negative")])
+    foreign = tmp_path / "foreign"
+    (foreign / "checkpoints").mkdir(parents=True)
+    (foreign / "config.json").write_text('{"algorithm": "naive"}')
+    args = [f"--from={_run_dir(tmp_path)}", f"--data={data}", f"--workdir={foreign}"]
+    out = _cli("scripts.update", *args)
+    assert out.returncode == 2, out.stderr[-500:]
+    assert "holds a run of a different config" in out.stderr and "--overwrite" in out.stderr
+    out = _cli("scripts.update", *args, "--overwrite")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-500:]
+    assert out.stderr.strip().splitlines()[-1].endswith("has no checkpoint; did its run finish?")
+    assert not (foreign / "checkpoints").exists()  # cleared, the old run's absence reported
+    out = _cli("scripts.update", f"--from={tmp_path / 'run'}", f"--data={data}",
+               f"--workdir={tmp_path / 'run'}", "--overwrite")
+    assert out.returncode == 2 and "is the run to update" in out.stderr, out.stderr[-500:]
+    assert (tmp_path / "run" / "config.json").exists()
+
+
 @needs_corpus
 def test_update_whose_first_save_was_cut_short_is_prepared_again(tmp_path):
     """A kill during the first checkpoint write leaves checkpoints/ without a step: the
