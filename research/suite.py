@@ -90,8 +90,9 @@ def acceptance(acc: dict[str, dict[str, float]]) -> list[tuple[str, bool]]:
     return checks
 
 
-def run_suite(workdir: str, num_seeds: int, methods=METHODS) -> str:
-    """Runs (or resumes) every scenario and returns the results markdown."""
+def run_suite(workdir: str, num_seeds: int, methods=METHODS, overwrite: bool = False) -> str:
+    """Runs (or resumes) every scenario and returns the results markdown; ``overwrite``
+    discards a method's earlier run of another config (another ``num_seeds``)."""
     sections, acc = [], {}
     for title, (module, scenario, key) in SCENARIOS.items():
         config = module.get_config()
@@ -100,7 +101,8 @@ def run_suite(workdir: str, num_seeds: int, methods=METHODS) -> str:
         config.progress = False
         runnable = [m for m in methods if scenario in algorithms.load(m).COMPATIBILITY]
         summary = compare.compare(copy.deepcopy(config), runnable,
-                                  os.path.join(workdir, f"{config.dataset}_{scenario}"))
+                                  os.path.join(workdir, f"{config.dataset}_{scenario}"),
+                                  overwrite)
         rows = summary["rows"]
         acc[title] = {r["algorithm"]: r["ACC"] for r in rows if r["scenario"] == key}
         sections.append(f"## {title}\n\n{_table(rows, key)}\n")

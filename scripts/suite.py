@@ -22,6 +22,7 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/suite", "Where every run is writ
 _NUM_SEEDS = flags.DEFINE_integer("num_seeds", 5, "Seeds per method (vmapped).")
 _METHODS = flags.DEFINE_list("methods", list(suite.METHODS), "Methods to run.")
 _OUTPUT = flags.DEFINE_string("results", "docs/results_continual.md", "The markdown written.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Discard runs of another config in workdir.")
 
 
 def main(argv):
@@ -31,7 +32,8 @@ def main(argv):
         train.writable_directory(_WORKDIR.value)
         train.writable_directory(os.path.dirname(os.path.abspath(_OUTPUT.value)),
                                  "--results folder")
-        text = suite.run_suite(_WORKDIR.value, _NUM_SEEDS.value, _METHODS.value)
+        text = suite.run_suite(_WORKDIR.value, _NUM_SEEDS.value, _METHODS.value,
+                               _OVERWRITE.value)
         report.atomic_write(_OUTPUT.value, text)
         print(text)
 

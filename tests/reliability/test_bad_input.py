@@ -159,3 +159,19 @@ def test_other_scripts_refuse_bad_input_in_one_line(tmp_path, script, args, line
                         *(a.format(tmp=tmp_path) for a in args)])
     assert proc.returncode == 2, proc.stderr[-500:]
     assert proc.stderr.strip().splitlines() == [f"error: {line.format(tmp=tmp_path)}"]
+
+
+def test_suite_refuses_a_run_of_another_config_unless_overwrite(tmp_path):
+    """The refusal tells the user to pass --overwrite: scripts.suite takes it."""
+    foreign = tmp_path / "suite" / "split_digits_class" / "naive"
+    (foreign / "checkpoints").mkdir(parents=True)
+    (foreign / "config.json").write_text('{"algorithm": "naive", "num_seeds": 5}')
+    cmd = [sys.executable, "-m", "scripts.suite", f"--workdir={tmp_path / 'suite'}",
+           "--methods=naive", "--num_seeds=1", f"--results={tmp_path / 'results.md'}"]
+    proc = helpers.run(cmd)
+    assert proc.returncode == 2, proc.stderr[-500:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "holds a run of a different config" in last and "--overwrite" in last, last
+    proc = helpers.run([*cmd, "--overwrite"])
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert "| naive |" in (tmp_path / "results.md").read_text()
