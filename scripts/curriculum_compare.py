@@ -11,6 +11,8 @@ budget is an exact prefix of the longer run (same seeds, same competence
 schedule: ``config.curriculum_epochs`` does not depend on ``num_epochs``), so
 the budgets trace test accuracy over training. Writes ``curriculum.md`` (the
 table) and ``curriculum.json`` under ``--output`` and prints the table.
+Rerunning the command resumes: finished runs are read back, not trained again;
+an ``--output`` holding runs of another config is refused unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ _PACINGS = flags.DEFINE_list("pacings", list(curriculum.PACINGS), "Pacings to co
 _BUDGETS = flags.DEFINE_list("budgets", ["1", "2", "4", "8", "20"],
                              "Epoch budgets, ascending; the last is the full run.")
 _TARGET = flags.DEFINE_float("target", 0.65, "Mean test accuracy whose first budget is reported.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Discard runs of another config in --output.")
 flags.mark_flag_as_required("output")
 
 
@@ -45,7 +48,8 @@ def _final_row(results: dict) -> np.ndarray:
     return np.array([run["accuracy_matrix"][-1] for run in results["domain_il"]["runs"]])
 
 
-def run_setting(config, name: str, pacing: str, budgets: list[int], output: str) -> dict:
+def run_setting(config, name: str, pacing: str, budgets: list[int], output: str,
+                overwrite: bool = False) -> dict:
     """Test accuracy after each budget for one setting."""
     curve = []
     for epochs in budgets:
@@ -54,7 +58,7 @@ def run_setting(config, name: str, pacing: str, budgets: list[int], output: str)
         if pacing:
             run.pacing = pacing
         tag = f"{name or 'random'}_{pacing or 'none'}_e{epochs}"
-        results = train.train_and_evaluate(run, os.path.join(output, tag), overwrite=True)
+        results = train.train_and_evaluate(run, os.path.join(output, tag), overwrite)
         acc = _final_row(results)
         curve.append({"epochs": epochs, "steps": results["steps"], "overall": acc.mean(1).tolist(),
                       "per_domain": acc.tolist()})
@@ -65,12 +69,12 @@ def run_setting(config, name: str, pacing: str, budgets: list[int], output: str)
 
 
 def compare(config, output: str, curricula: list[str], pacings: list[str],
-            budgets: list[int], target: float) -> str:
+            budgets: list[int], target: float, overwrite: bool = False) -> str:
     os.makedirs(output, exist_ok=True)
     # Every run has the same shapes: compile once, load from this cache after.
     jax.config.update("jax_compilation_cache_dir", os.path.join(output, "xla_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    rows = [run_setting(config, name, pacing, budgets, output)
+    rows = [run_setting(config, name, pacing, budgets, output, overwrite)
             for name, pacing in settings(curricula, pacings)]
     domains = [d.strip() for d in str(config.domains).split(",") if d.strip()]
     caption = (f"{config.num_seeds} seeds, test accuracy mean ± std over seeds (overall = mean "
@@ -93,7 +97,8 @@ def main(argv):
     del argv
     cli.run_guarded(lambda: print(compare(
         _CONFIG.value, train.writable_directory(_OUTPUT.value, "--output folder"),
-        _CURRICULA.value, _PACINGS.value, parse_budgets(_BUDGETS.value), _TARGET.value), end=""))
+        _CURRICULA.value, _PACINGS.value, parse_budgets(_BUDGETS.value), _TARGET.value,
+        _OVERWRITE.value), end=""))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import pytest
 
 from research import train
 from research.data import curriculum as cl
+from research.data import sentiment
 
 
 def _config(**fields) -> ml_collections.ConfigDict:
@@ -264,3 +265,27 @@ def test_compare_takes_threshold_rows_and_reads_their_stages(tmp_path):
             for e, stages in enumerate([(0, 0), (1, 0), (2, 1)]) for r, s in enumerate(stages)]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[::-1]))
     assert curriculum_report.stage_history(str(tmp_path)) == [[0, 1, 2], [0, 0, 1]]
+
+
+@pytest.mark.skipif(not sentiment.is_cached(), reason="needs the sentiment corpus")
+def test_compare_rerun_resumes_and_refuses_another_config(tmp_path):
+    """Rerunning scripts.curriculum_compare keeps the runs it finished (it used to clear
+    every run's workdir and train it again); another config is refused unless --overwrite."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "scripts.curriculum_compare",
+           "--config=research/configs/sentiment_curriculum.py:runlocal",
+           "--config.num_seeds=1", "--curricula=length", "--pacings=linear", "--budgets=1",
+           f"--output={tmp_path}"]
+    run = lambda *extra: subprocess.run([*cmd, *extra], cwd=root, capture_output=True,
+                                        text=True, timeout=600)
+    first = run()
+    assert first.returncode == 0, first.stderr[-2000:]
+    marker = tmp_path / "length_linear_e1" / "kept"
+    marker.write_text("")
+    again = run()
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert marker.exists() and again.stdout == first.stdout
+    other = run("--config.c0=0.3")
+    assert other.returncode == 2, other.stderr[-2000:]
+    last = other.stderr.strip().splitlines()[-1]
+    assert "holds a run of a different config" in last and "--overwrite" in last, last
