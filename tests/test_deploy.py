@@ -176,3 +176,22 @@ def test_update_whose_first_save_was_cut_short_is_prepared_again(tmp_path):
     _, new = deploy.load_run_params(str(workdir))
     kernel = lambda params: params["head"]["out"]["kernel"]
     np.testing.assert_array_equal(kernel(new), kernel(old))
+
+
+def test_a_run_that_is_not_a_text_run_is_refused_in_one_line(tmp_path):
+    """A digits run's params do not fit the text model: predict raised flax's shape error."""
+    from research import train
+    from research.configs import split_digits
+
+    config = split_digits.get_config()
+    config.update(num_epochs=1, hidden=(8,), progress=False, plots=False)
+    digits = tmp_path / "digits"
+    train.train_and_evaluate(config, str(digits))
+    data = _csv(tmp_path / "new.csv", [("fine", "positive"), ("awful", "negative")])
+    line = (f"error: '{digits}' holds a run on dataset 'split_digits', not a text run; "
+            "give the --workdir of a scripts.finetune run")
+    for out in (_cli("scripts.predict", f"--from={digits}", stdin="great\n"),
+                _cli("scripts.update", f"--from={digits}", f"--data={data}",
+                     f"--workdir={tmp_path / 'new'}")):
+        assert out.returncode == 2, out.stderr[-500:]
+        assert out.stderr.strip().splitlines()[-1] == line
