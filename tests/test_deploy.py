@@ -195,3 +195,14 @@ def test_a_run_that_is_not_a_text_run_is_refused_in_one_line(tmp_path):
                      f"--workdir={tmp_path / 'new'}")):
         assert out.returncode == 2, out.stderr[-500:]
         assert out.stderr.strip().splitlines()[-1] == line
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--input={tmp}"], "error: input file '{tmp}' cannot be read: Is a directory"),
+    (["--batch_size=0"], "error: flag --batch_size=0: 0 is not a positive integer"),
+])
+def test_predict_bad_input_is_one_line(tmp_path, args, line):
+    out = _cli("scripts.predict", f"--from={tmp_path / 'none'}",
+               *(a.format(tmp=tmp_path) for a in args), stdin="great\n")
+    assert out.returncode == 2, out.stderr[-500:]
+    assert out.stderr.strip().splitlines() == [line.format(tmp=tmp_path)]
