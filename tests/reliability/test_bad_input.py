@@ -152,6 +152,10 @@ def test_processes_that_cannot_join_say_why_in_one_line(tmp_path, flag, environ,
      "cannot create --output folder '{tmp}/a_file/out': Not a directory"),
     ("text_baselines", ["--output={tmp}/out", "--thresholds=low,high"],
      "--thresholds needs two numbers, got low,high"),
+    ("fetch_data", ["--cache_dir={tmp}/cache", "--sdist={tmp}/nope.tar.gz"],
+     "--sdist file '{tmp}/nope.tar.gz' does not exist"),
+    ("fetch_data", ["--cache_dir={tmp}/cache", "--sdist={tmp}/a_file"],
+     "--sdist file '{tmp}/a_file' is not a .tar.gz sdist (empty file)"),
 ])
 def test_other_scripts_refuse_bad_input_in_one_line(tmp_path, script, args, line):
     (tmp_path / "a_file").write_text("")
