@@ -179,3 +179,16 @@ def test_suite_refuses_a_run_of_another_config_unless_overwrite(tmp_path):
     proc = helpers.run([*cmd, "--overwrite"])
     assert proc.returncode == 0, proc.stderr[-500:]
     assert "| naive |" in (tmp_path / "results.md").read_text()
+
+
+def test_suite_writes_its_results_inside_the_workdir(tmp_path):
+    """Without --results the markdown goes to WORKDIR, not to docs/ under the current
+    directory (a quick run would replace the repository's measured table)."""
+    environ = {**helpers.env(), "PYTHONPATH": str(helpers.ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "scripts.suite", "--workdir=suite", "--methods=naive",
+         "--num_seeds=1"], cwd=tmp_path, env=environ, capture_output=True, text=True,
+        timeout=600)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert "| naive |" in (tmp_path / "suite" / "results_continual.md").read_text()
+    assert not (tmp_path / "docs").exists()
