@@ -68,6 +68,9 @@ def compare(config: ml_collections.ConfigDict, algorithms: list[str], workdir: s
     one trains (bit-identical to running them one by one)."""
     if not algorithms:
         raise config_check.ConfigError("name at least one algorithm to compare")
+    twice = sorted({a for a in algorithms if algorithms.count(a) > 1})
+    if twice:  # each runs into workdir/<name>: the second would only read the first back
+        raise config_check.ConfigError(f"algorithm(s) named more than once: {', '.join(twice)}")
     configs = []
     for algorithm in algorithms:  # validate every method before running any
         run_config = copy.deepcopy(config)

@@ -148,6 +148,8 @@ def test_processes_that_cannot_join_say_why_in_one_line(tmp_path, flag, environ,
 @pytest.mark.parametrize("script, args, line", [
     ("compare", ["--config=research/configs/split_digits.py", "--algorithms=",
                  "--workdir={tmp}/w"], "name at least one algorithm to compare"),
+    ("compare", ["--config=research/configs/split_digits.py", "--algorithms=naive,ewc,naive",
+                 "--workdir={tmp}/w"], "algorithm(s) named more than once: naive"),
     ("text_baselines", ["--output={tmp}/a_file/out"],
      "cannot create --output folder '{tmp}/a_file/out': Not a directory"),
     ("text_baselines", ["--output={tmp}/out", "--thresholds=low,high"],
