@@ -97,8 +97,7 @@ def run_suite(workdir: str, num_seeds: int, methods=METHODS, overwrite: bool = F
     for title, (module, scenario, key) in SCENARIOS.items():
         config = module.get_config()
         config.scenario = scenario
-        config.num_seeds = num_seeds
-        config.progress = False
+        config.num_seeds = num_seeds  # config.progress stays on: each method shows its bar
         runnable = [m for m in methods if scenario in algorithms.load(m).COMPATIBILITY]
         summary = compare.compare(copy.deepcopy(config), runnable,
                                   os.path.join(workdir, f"{config.dataset}_{scenario}"),

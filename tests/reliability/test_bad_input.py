@@ -183,9 +183,10 @@ def test_suite_refuses_a_run_of_another_config_unless_overwrite(tmp_path):
     assert "| naive |" in (tmp_path / "results.md").read_text()
 
 
-def test_suite_writes_its_results_inside_the_workdir(tmp_path):
+def test_suite_writes_its_results_inside_the_workdir_and_shows_progress(tmp_path):
     """Without --results the markdown goes to WORKDIR, not to docs/ under the current
-    directory (a quick run would replace the repository's measured table)."""
+    directory (a quick run would replace the repository's measured table). The suite
+    runs for many minutes: each method's progress bar is shown."""
     environ = {**helpers.env(), "PYTHONPATH": str(helpers.ROOT)}
     proc = subprocess.run(
         [sys.executable, "-m", "scripts.suite", "--workdir=suite", "--methods=naive",
@@ -194,3 +195,4 @@ def test_suite_writes_its_results_inside_the_workdir(tmp_path):
     assert proc.returncode == 0, proc.stderr[-500:]
     assert "| naive |" in (tmp_path / "suite" / "results_continual.md").read_text()
     assert not (tmp_path / "docs").exists()
+    assert "naive x1:" in proc.stderr  # the method's tqdm bar
