@@ -24,6 +24,7 @@ import jax
 import numpy as np
 from absl import flags
 from ml_collections import config_flags
+from tqdm import tqdm
 
 from research import train
 from research.curriculum_report import parse_budgets, settings, stage_history, table
@@ -49,8 +50,8 @@ def _final_row(results: dict) -> np.ndarray:
 
 
 def run_setting(config, name: str, pacing: str, budgets: list[int], output: str,
-                overwrite: bool = False) -> dict:
-    """Test accuracy after each budget for one setting."""
+                overwrite: bool = False, bar: tqdm | None = None) -> dict:
+    """Test accuracy after each budget for one setting; ``bar`` advances once per run."""
     curve = []
     for epochs in budgets:
         run = config.copy_and_resolve_references()
@@ -62,6 +63,8 @@ def run_setting(config, name: str, pacing: str, budgets: list[int], output: str,
         acc = _final_row(results)
         curve.append({"epochs": epochs, "steps": results["steps"], "overall": acc.mean(1).tolist(),
                       "per_domain": acc.tolist()})
+        if bar is not None:
+            bar.update(1)
     row = {"curriculum": name, "pacing": pacing, "curve": curve}
     if pacing == "threshold":
         row["stages"] = stage_history(os.path.join(output, tag))
@@ -74,8 +77,11 @@ def compare(config, output: str, curricula: list[str], pacings: list[str],
     # Every run has the same shapes: compile once, load from this cache after.
     jax.config.update("jax_compilation_cache_dir", os.path.join(output, "xla_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    rows = [run_setting(config, name, pacing, budgets, output, overwrite)
-            for name, pacing in settings(curricula, pacings)]
+    grid = settings(curricula, pacings)
+    # The runs' own bars are off in the shipped config: this one counts the runs.
+    with tqdm(total=len(grid) * len(budgets), desc="curriculum runs", unit="run") as bar:
+        rows = [run_setting(config, name, pacing, budgets, output, overwrite, bar)
+                for name, pacing in grid]
     domains = [d.strip() for d in str(config.domains).split(",") if d.strip()]
     caption = (f"{config.num_seeds} seeds, test accuracy mean ± std over seeds (overall = mean "
                f"of the {len(domains)} domains), c0={config.c0}, full competence after "

@@ -285,6 +285,7 @@ def test_compare_rerun_resumes_and_refuses_another_config(tmp_path):
     again = run()
     assert again.returncode == 0, again.stderr[-2000:]
     assert marker.exists() and again.stdout == first.stdout
+    assert "curriculum runs: 100%" in first.stderr  # minutes of runs show their progress
     other = run("--config.c0=0.3")
     assert other.returncode == 2, other.stderr[-2000:]
     last = other.stderr.strip().splitlines()[-1]
