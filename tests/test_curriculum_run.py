@@ -290,3 +290,12 @@ def test_compare_rerun_resumes_and_refuses_another_config(tmp_path):
     assert other.returncode == 2, other.stderr[-2000:]
     last = other.stderr.strip().splitlines()[-1]
     assert "holds a run of a different config" in last and "--overwrite" in last, last
+
+
+@pytest.mark.parametrize("values", [["1", "two"], ["2", "1"], ["0", "1"], [], ["1.5"]])
+def test_budgets_that_are_not_ascending_positive_integers_name_the_flag(values):
+    from research import curriculum_report
+
+    with pytest.raises(ValueError, match=r"^--budgets must be ascending positive integers, got "):
+        curriculum_report.parse_budgets(values)
+    assert curriculum_report.parse_budgets(["1", "2", "20"]) == [1, 2, 20]
