@@ -100,7 +100,7 @@ def compare(config, output: str, curricula: list[str], pacings: list[str],
 
 
 def main(argv):
-    del argv
+    cli.no_arguments(argv)
     cli.run_guarded(lambda: print(compare(
         _CONFIG.value, train.writable_directory(_OUTPUT.value, "--output folder"),
         _CURRICULA.value, _PACINGS.value, parse_budgets(_BUDGETS.value), _TARGET.value,

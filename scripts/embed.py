@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from tqdm import tqdm
 
 from models.text.load import MINILM, load_encoder, tokenize
@@ -77,8 +77,7 @@ def _run() -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    cli.no_arguments(argv)
     cli.run_guarded(_run)  # bad input or model: one line, exit status 2
 
 

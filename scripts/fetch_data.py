@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import tarfile
 
-from absl import app, flags
+from absl import flags
 
 from research.data import sentiment
 from scripts import cli
@@ -48,8 +48,7 @@ def _fetch_sentiment() -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    cli.no_arguments(argv)
     if "sentiment" in _DATASETS.value:
         cli.run_guarded(_fetch_sentiment)
 

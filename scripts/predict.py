@@ -59,7 +59,7 @@ def run() -> None:
 
 
 def main(argv):
-    del argv
+    cli.no_arguments(argv)
     cli.run_guarded(run)
 
 

@@ -30,7 +30,7 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Discard runs of another conf
 
 
 def main(argv):
-    del argv
+    cli.no_arguments(argv)
 
     def go():
         train.writable_directory(_WORKDIR.value)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import pathlib
 
-from absl import app, flags
+from absl import flags
 
 from research import baselines, train
 from research.data import sentiment
@@ -71,8 +71,7 @@ def _run() -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    cli.no_arguments(argv)
     cli.run_guarded(_run)
 
 

@@ -38,7 +38,7 @@ def run() -> dict:
 
 
 def main(argv):
-    del argv
+    cli.no_arguments(argv)
     cli.run_guarded(lambda: print(json.dumps(run())), _WORKDIR.value)
 
 

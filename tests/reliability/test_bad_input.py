@@ -196,3 +196,29 @@ def test_suite_writes_its_results_inside_the_workdir_and_shows_progress(tmp_path
     assert "| naive |" in (tmp_path / "suite" / "results_continual.md").read_text()
     assert not (tmp_path / "docs").exists()
     assert "naive x1:" in proc.stderr  # the method's tqdm bar
+
+
+@pytest.mark.parametrize("script, args", [
+    ("run", ["--config=research/configs/split_digits.py", "--workdir={tmp}/w"]),
+    ("compare", ["--config=research/configs/split_digits.py", "--algorithms=naive",
+                 "--workdir={tmp}/w"]),
+    ("suite", ["--workdir={tmp}/w"]),
+    ("finetune", ["--config=research/configs/sentiment_finetune.py:local", "--workdir={tmp}/w"]),
+    ("update", ["--from={tmp}/a", "--data={tmp}/d.csv", "--workdir={tmp}/w"]),
+    ("predict", ["--from={tmp}/a"]),
+    ("embed", ["--input={tmp}/in.txt", "--output={tmp}/o.npy"]),
+    ("multitask", ["--workdir={tmp}/w"]),
+    ("multitask_compare", ["--workdir={tmp}/w"]),
+    ("curriculum_compare", ["--output={tmp}/w"]),
+    ("text_baselines", ["--output={tmp}/w"]),
+    ("fetch_data", ["--cache_dir={tmp}/c"]),
+])
+def test_words_after_the_flags_are_refused_not_ignored(tmp_path, script, args):
+    """``config.num_seeds=5`` without its dashes was ignored (or, in some scripts, a
+    traceback or the whole usage text with exit status 1)."""
+    proc = helpers.run([sys.executable, "-m", f"scripts.{script}",
+                        *(a.format(tmp=tmp_path) for a in args), "config.num_seeds=5"])
+    assert proc.returncode == 2, proc.stderr[-500:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: unexpected arguments: config.num_seeds=5 (flags take the form --name=value)")
+    assert not (tmp_path / "w").exists()
