@@ -166,7 +166,7 @@ def _run() -> None:
 
 def main(argv: list[str]) -> None:
     cli.no_arguments(argv)
-    cli.run_guarded(_run)
+    cli.run_guarded(_run, _WORKDIR.value)  # compiled programs kept in WORKDIR/xla_cache
 
 
 if __name__ == "__main__":
