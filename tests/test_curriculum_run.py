@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -276,10 +277,13 @@ def test_compare_rerun_resumes_and_refuses_another_config(tmp_path):
            "--config=research/configs/sentiment_curriculum.py:runlocal",
            "--config.num_seeds=1", "--curricula=length", "--pacings=linear", "--budgets=1",
            f"--output={tmp_path}"]
+    cache = tmp_path.parent / f"{tmp_path.name}_xla_cache"  # the user's choice of cache
+    environ = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache)}
     run = lambda *extra: subprocess.run([*cmd, *extra], cwd=root, capture_output=True,
-                                        text=True, timeout=600)
+                                        text=True, timeout=600, env=environ)
     first = run()
     assert first.returncode == 0, first.stderr[-2000:]
+    assert list(cache.iterdir()) and not (tmp_path / "xla_cache").exists()
     marker = tmp_path / "length_linear_e1" / "kept"
     marker.write_text("")
     again = run()
