@@ -23,7 +23,7 @@ import orbax.checkpoint as ocp
 
 import algorithms
 import models
-from research import checkpoint
+from research import checkpoint, config_check
 from research import engine as engine_lib
 from research import train as train_lib
 from research.configs import sentiment_domains
@@ -181,6 +181,7 @@ def update(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = Fa
     if os.path.abspath(workdir) == os.path.abspath(config.update_from):
         raise train_lib.WorkdirError(f"workdir {workdir!r} is the run to update: the updated "
                                      "run needs a --workdir of its own")
+    config_check.validate(config)  # a bad value leaves no workdir behind
     train_lib.prepare_workdir(workdir, train_lib._identity(config), overwrite)
     prepare_update(config, workdir)
     return train_lib.train_and_evaluate(config, workdir)

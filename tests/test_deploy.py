@@ -159,6 +159,10 @@ def test_update_refuses_a_foreign_workdir_unless_overwrite(tmp_path):
                f"--workdir={tmp_path / 'run'}", "--overwrite")
     assert out.returncode == 2 and "is the run to update" in out.stderr, out.stderr[-500:]
     assert (tmp_path / "run" / "config.json").exists()
+    out = _cli("scripts.update", f"--from={tmp_path / 'run'}", f"--data={data}",
+               f"--workdir={tmp_path / 'bad'}", "--num_epochs=-1")
+    assert out.returncode == 2 and "num_epochs must be a positive" in out.stderr
+    assert not (tmp_path / "bad").exists()  # refused before the workdir is made
 
 
 @needs_corpus
