@@ -25,7 +25,7 @@ from absl import flags
 from ml_collections import config_flags
 from tqdm import tqdm
 
-from research import train
+from research import report, train
 from research.curriculum_report import parse_budgets, settings, stage_history, table
 from research.data import curriculum
 from scripts import cli
@@ -88,10 +88,10 @@ def compare(config, output: str, curricula: list[str], pacings: list[str],
                   f"{config.validation_fraction:.0%} held-out training rows (not trained on)"
                   if "threshold" in pacings else "") + ".\n\n")
     text = caption + table(rows, domains, target)
-    with open(os.path.join(output, "curriculum.md"), "w") as f:
-        f.write(text)
-    with open(os.path.join(output, "curriculum.json"), "w") as f:
-        json.dump({"config": json.loads(config.to_json()), "rows": rows}, f, indent=1)
+    # Written to a temporary file and renamed, as every report is (docs/reliability.md).
+    report.atomic_write(os.path.join(output, "curriculum.md"), text)
+    report.atomic_write(os.path.join(output, "curriculum.json"), json.dumps(
+        {"config": json.loads(config.to_json()), "rows": rows}, indent=1))
     return text
 
 

@@ -286,9 +286,17 @@ def test_compare_rerun_resumes_and_refuses_another_config(tmp_path):
     assert list(cache.iterdir()) and not (tmp_path / "xla_cache").exists()
     marker = tmp_path / "length_linear_e1" / "kept"
     marker.write_text("")
+    # The table is replaced by a rename, never rewritten in place: a link to another
+    # file (standing in for a half-written table) is replaced, its target untouched.
+    elsewhere = tmp_path.parent / f"{tmp_path.name}_elsewhere.md"
+    elsewhere.write_text("not the table")
+    (tmp_path / "curriculum.md").unlink()
+    (tmp_path / "curriculum.md").symlink_to(elsewhere)
     again = run()
     assert again.returncode == 0, again.stderr[-2000:]
     assert marker.exists() and again.stdout == first.stdout
+    assert elsewhere.read_text() == "not the table"
+    assert not (tmp_path / "curriculum.md").is_symlink()
     assert "curriculum runs: 100%" in first.stderr  # minutes of runs show their progress
     other = run("--config.c0=0.3")
     assert other.returncode == 2, other.stderr[-2000:]
