@@ -68,9 +68,9 @@ def save(path: str, vectors: np.ndarray) -> None:
 
 
 def _run() -> None:
+    # The path is checked before the texts are encoded, not when the result is saved.
+    train.writable_file(_OUTPUT.value, "--output")
     texts = read_lines(_INPUT.value)
-    # The folder is checked before the texts are encoded, not when the result is saved.
-    train.writable_directory(os.path.dirname(os.path.abspath(_OUTPUT.value)), "--output folder")
     vectors = embed_texts(texts, _MODEL.value, _BATCH_SIZE.value, _MAX_LENGTH.value)
     save(_OUTPUT.value, vectors)
     print(f"wrote {vectors.shape[0]} x {vectors.shape[1]} embeddings to {_OUTPUT.value}")

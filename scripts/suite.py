@@ -34,8 +34,8 @@ def main(argv):
 
     def go():
         train.writable_directory(_WORKDIR.value)
-        output = _OUTPUT.value or os.path.join(_WORKDIR.value, "results_continual.md")
-        train.writable_directory(os.path.dirname(os.path.abspath(output)), "--results folder")
+        output = train.writable_file(
+            _OUTPUT.value or os.path.join(_WORKDIR.value, "results_continual.md"), "--results")
         text = suite.run_suite(_WORKDIR.value, _NUM_SEEDS.value, _METHODS.value,
                                _OVERWRITE.value)
         report.atomic_write(output, text)
