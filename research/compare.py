@@ -68,13 +68,16 @@ def compare(config: ml_collections.ConfigDict, algorithms: list[str], workdir: s
     one trains (bit-identical to running them one by one)."""
     if not algorithms:
         raise config_check.ConfigError("name at least one algorithm to compare")
+    twice = sorted({a for a in algorithms if algorithms.count(a) > 1})
+    if twice:  # each runs into workdir/<name>: the second would only read the first back
+        raise config_check.ConfigError(f"algorithm(s) named more than once: {', '.join(twice)}")
     configs = []
     for algorithm in algorithms:  # validate every method before running any
         run_config = copy.deepcopy(config)
         run_config.algorithm = algorithm
         config_check.validate(run_config)
         configs.append(run_config)
-    os.makedirs(workdir, exist_ok=True)
+    train.writable_directory(workdir)  # one line naming it, before any method runs
     rows, per_method = [], {}
     with futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="next_method") as ahead:
         upcoming = ahead.submit(train.build_run, configs[0])

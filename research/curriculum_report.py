@@ -26,9 +26,14 @@ def settings(curricula: list[str], pacings: list[str]) -> list[tuple[str, str]]:
 
 
 def parse_budgets(values: list[str]) -> list[int]:
-    budgets = [int(v) for v in values]
+    """The epoch budgets of ``--budgets``; a ValueError naming the flag for any other text."""
+    message = f"--budgets must be ascending positive integers, got {','.join(values)}"
+    try:
+        budgets = [int(v) for v in values]
+    except ValueError:
+        raise ValueError(message) from None
     if not budgets or budgets != sorted(set(budgets)) or budgets[0] < 1:
-        raise ValueError(f"--budgets must be ascending positive integers, got {values}")
+        raise ValueError(message)
     return budgets
 
 

@@ -12,7 +12,6 @@ task 1, so row 1 is the accuracy after the update, on old and new data alike.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -24,7 +23,7 @@ import orbax.checkpoint as ocp
 
 import algorithms
 import models
-from research import checkpoint, report
+from research import checkpoint, config_check
 from research import engine as engine_lib
 from research import train as train_lib
 from research.configs import sentiment_domains
@@ -140,9 +139,11 @@ def _offer_old_data(eng: engine_lib.Engine, state: engine_lib.RunState, pool: di
 def prepare_update(config: ml_collections.ConfigDict, workdir: str) -> None:
     """Writes ``workdir``'s config and a checkpoint at the end of task 0 (see module doc).
 
-    A workdir that already holds a checkpoint is left as it is (the update resumes).
+    A workdir that already holds a checkpoint is left as it is (the update resumes); one
+    whose first save was cut short holds none yet, and is prepared again.
     """
-    if os.path.isdir(os.path.join(workdir, "checkpoints")):
+    if (os.path.isdir(os.path.join(workdir, "checkpoints"))
+            and checkpoint.manager(workdir, 1).latest_step() is not None):
         return
     _, old_params = load_run_params(config.update_from)
     run = train_lib.build_run(config)
@@ -165,16 +166,23 @@ def prepare_update(config: ml_collections.ConfigDict, workdir: str) -> None:
     for key in ("class_il", "task_il"):
         acc[key] = np.zeros((runs, tasks, tasks))
         acc[key][:, 0, :] = before[key]
-    os.makedirs(workdir, exist_ok=True)
-    report.write_json(os.path.join(workdir, "config.json"), json.loads(config.to_json()))
+    # The config as train_and_evaluate records it: a config.json holding other methods'
+    # hyper-parameters (the old run's) would read as another run when the update starts.
+    train_lib.prepare_workdir(workdir, train_lib._identity(config), overwrite=False)
     with checkpoint.opened(workdir, config.keep_checkpoints) as mngr:
         checkpoint.save(mngr, config.num_epochs, state, {
             "stage": 1, "epoch": 0, "rows": [], "train_seconds": 0.0,
             **{k: v.tolist() for k, v in acc.items()}})
 
 
-def update(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    """Prepares (once) and runs the update; results.json of a two-task run."""
+def update(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = False) -> dict:
+    """Prepares (once) and runs the update; results.json of a two-task run. A workdir
+    holding another run is refused before any work, or cleared with ``overwrite``."""
+    if os.path.abspath(workdir) == os.path.abspath(config.update_from):
+        raise train_lib.WorkdirError(f"workdir {workdir!r} is the run to update: the updated "
+                                     "run needs a --workdir of its own")
+    config_check.validate(config)  # a bad value leaves no workdir behind
+    train_lib.prepare_workdir(workdir, train_lib._identity(config), overwrite)
     prepare_update(config, workdir)
     return train_lib.train_and_evaluate(config, workdir)
 

@@ -169,6 +169,15 @@ def writable_directory(path: str, name: str = "workdir") -> str:
     return path
 
 
+def writable_file(path: str, name: str) -> str:
+    """``path``, once its folder can be written and it is no directory: a report's path,
+    checked before the work whose result it holds (WorkdirError naming ``name``)."""
+    if os.path.isdir(path):
+        raise WorkdirError(f"{name} {path!r} is a directory; give a file name")
+    writable_directory(os.path.dirname(os.path.abspath(path)), f"{name} folder")
+    return path
+
+
 # What a start writes before its run writes anything: a start that failed there (a
 # missing data file, a mesh that does not fit) leaves no run to protect.
 _BEFORE_ANY_RUN = ("config.json", "xla_cache")

@@ -27,6 +27,13 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def no_arguments(argv: Sequence[str]) -> None:
+    """Refuses words after the flags (absl passes them on): a flag typed without its
+    dashes, ``config.num_seeds=5``, would otherwise be ignored without a word."""
+    if len(argv) > 1:
+        _fail(f"unexpected arguments: {' '.join(argv[1:])} (flags take the form --name=value)")
+
+
 def _config_path(argv: Sequence[str]) -> str | None:
     """The --config file named on the command line (ml_collections' errors do not say)."""
     for i, arg in enumerate(argv):

@@ -27,7 +27,7 @@ flags.mark_flags_as_required(["config", "algorithms", "workdir"])
 
 
 def main(argv):
-    del argv
+    cli.no_arguments(argv)
 
     def go():
         config = copy.deepcopy(_CONFIG.value)

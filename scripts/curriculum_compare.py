@@ -11,6 +11,8 @@ budget is an exact prefix of the longer run (same seeds, same competence
 schedule: ``config.curriculum_epochs`` does not depend on ``num_epochs``), so
 the budgets trace test accuracy over training. Writes ``curriculum.md`` (the
 table) and ``curriculum.json`` under ``--output`` and prints the table.
+Rerunning the command resumes: finished runs are read back, not trained again;
+an ``--output`` holding runs of another config is refused unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from __future__ import annotations
 import json
 import os
 
-import jax
 import numpy as np
 from absl import flags
 from ml_collections import config_flags
+from tqdm import tqdm
 
-from research import train
+from research import report, train
 from research.curriculum_report import parse_budgets, settings, stage_history, table
 from research.data import curriculum
 from scripts import cli
@@ -37,6 +39,7 @@ _PACINGS = flags.DEFINE_list("pacings", list(curriculum.PACINGS), "Pacings to co
 _BUDGETS = flags.DEFINE_list("budgets", ["1", "2", "4", "8", "20"],
                              "Epoch budgets, ascending; the last is the full run.")
 _TARGET = flags.DEFINE_float("target", 0.65, "Mean test accuracy whose first budget is reported.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Discard runs of another config in --output.")
 flags.mark_flag_as_required("output")
 
 
@@ -45,8 +48,9 @@ def _final_row(results: dict) -> np.ndarray:
     return np.array([run["accuracy_matrix"][-1] for run in results["domain_il"]["runs"]])
 
 
-def run_setting(config, name: str, pacing: str, budgets: list[int], output: str) -> dict:
-    """Test accuracy after each budget for one setting."""
+def run_setting(config, name: str, pacing: str, budgets: list[int], output: str,
+                overwrite: bool = False, bar: tqdm | None = None) -> dict:
+    """Test accuracy after each budget for one setting; ``bar`` advances once per run."""
     curve = []
     for epochs in budgets:
         run = config.copy_and_resolve_references()
@@ -54,10 +58,12 @@ def run_setting(config, name: str, pacing: str, budgets: list[int], output: str)
         if pacing:
             run.pacing = pacing
         tag = f"{name or 'random'}_{pacing or 'none'}_e{epochs}"
-        results = train.train_and_evaluate(run, os.path.join(output, tag), overwrite=True)
+        results = train.train_and_evaluate(run, os.path.join(output, tag), overwrite)
         acc = _final_row(results)
         curve.append({"epochs": epochs, "steps": results["steps"], "overall": acc.mean(1).tolist(),
                       "per_domain": acc.tolist()})
+        if bar is not None:
+            bar.update(1)
     row = {"curriculum": name, "pacing": pacing, "curve": curve}
     if pacing == "threshold":
         row["stages"] = stage_history(os.path.join(output, tag))
@@ -65,13 +71,13 @@ def run_setting(config, name: str, pacing: str, budgets: list[int], output: str)
 
 
 def compare(config, output: str, curricula: list[str], pacings: list[str],
-            budgets: list[int], target: float) -> str:
+            budgets: list[int], target: float, overwrite: bool = False) -> str:
     os.makedirs(output, exist_ok=True)
-    # Every run has the same shapes: compile once, load from this cache after.
-    jax.config.update("jax_compilation_cache_dir", os.path.join(output, "xla_cache"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    rows = [run_setting(config, name, pacing, budgets, output)
-            for name, pacing in settings(curricula, pacings)]
+    grid = settings(curricula, pacings)
+    # The runs' own bars are off in the shipped config: this one counts the runs.
+    with tqdm(total=len(grid) * len(budgets), desc="curriculum runs", unit="run") as bar:
+        rows = [run_setting(config, name, pacing, budgets, output, overwrite, bar)
+                for name, pacing in grid]
     domains = [d.strip() for d in str(config.domains).split(",") if d.strip()]
     caption = (f"{config.num_seeds} seeds, test accuracy mean ± std over seeds (overall = mean "
                f"of the {len(domains)} domains), c0={config.c0}, full competence after "
@@ -82,18 +88,21 @@ def compare(config, output: str, curricula: list[str], pacings: list[str],
                   f"{config.validation_fraction:.0%} held-out training rows (not trained on)"
                   if "threshold" in pacings else "") + ".\n\n")
     text = caption + table(rows, domains, target)
-    with open(os.path.join(output, "curriculum.md"), "w") as f:
-        f.write(text)
-    with open(os.path.join(output, "curriculum.json"), "w") as f:
-        json.dump({"config": json.loads(config.to_json()), "rows": rows}, f, indent=1)
+    # Written to a temporary file and renamed, as every report is (docs/reliability.md).
+    report.atomic_write(os.path.join(output, "curriculum.md"), text)
+    report.atomic_write(os.path.join(output, "curriculum.json"), json.dumps(
+        {"config": json.loads(config.to_json()), "rows": rows}, indent=1))
     return text
 
 
 def main(argv):
-    del argv
+    cli.no_arguments(argv)
+    # Every run has the same shapes: compiled once, then loaded from OUTPUT/xla_cache
+    # (or JAX_COMPILATION_CACHE_DIR, when set).
     cli.run_guarded(lambda: print(compare(
         _CONFIG.value, train.writable_directory(_OUTPUT.value, "--output folder"),
-        _CURRICULA.value, _PACINGS.value, parse_budgets(_BUDGETS.value), _TARGET.value), end=""))
+        _CURRICULA.value, _PACINGS.value, parse_budgets(_BUDGETS.value), _TARGET.value,
+        _OVERWRITE.value), end=""), _OUTPUT.value)
 
 
 if __name__ == "__main__":

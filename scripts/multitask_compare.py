@@ -165,9 +165,8 @@ def _run() -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise flags.Error(f"unexpected arguments: {argv[1:]}")
-    cli.run_guarded(_run)
+    cli.no_arguments(argv)
+    cli.run_guarded(_run, _WORKDIR.value)  # compiled programs kept in WORKDIR/xla_cache
 
 
 if __name__ == "__main__":

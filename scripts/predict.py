@@ -21,7 +21,7 @@ from scripts import cli
 _FROM = flags.DEFINE_string("from", None, "Workdir of a scripts.finetune/update run.")
 _INPUT = flags.DEFINE_string("input", "", "Text file, one text per line (default: stdin).")
 _FORMAT = flags.DEFINE_enum("format", "tsv", ["tsv", "jsonl"], "Output format.")
-_BATCH = flags.DEFINE_integer("batch_size", 64, "Texts per model call.")
+_BATCH = flags.DEFINE_integer("batch_size", 64, "Texts per model call.", lower_bound=1)
 flags.mark_flags_as_required(["from"])
 
 
@@ -35,6 +35,8 @@ def read_texts(path: str) -> list[str]:
             raise FileNotFoundError(f"input file {path!r} does not exist") from None
         except UnicodeDecodeError as err:
             raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        except OSError as err:  # a directory, a file it may not read
+            raise ValueError(f"input file {path!r} cannot be read: {err.strerror}") from None
     else:
         lines = sys.stdin.read().splitlines()
     texts = [line.strip() for line in lines if line.strip()]
@@ -44,8 +46,8 @@ def read_texts(path: str) -> list[str]:
 
 
 def run() -> None:
+    texts = read_texts(_INPUT.value)  # bad input fails before the model loads
     predictor = deploy.Predictor.from_workdir(_FROM.value, _BATCH.value)
-    texts = read_texts(_INPUT.value)
     labels, probs = predictor.predict(texts)
     names = predictor.label_names
     for text, label, p in zip(texts, labels, probs, strict=True):
@@ -57,7 +59,7 @@ def run() -> None:
 
 
 def main(argv):
-    del argv
+    cli.no_arguments(argv)
     cli.run_guarded(run)
 
 

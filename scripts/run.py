@@ -37,7 +37,7 @@ def _summary(results: dict) -> str:
 
 
 def main(argv):
-    del argv
+    cli.no_arguments(argv)
     cli.run_guarded(distributed.initialize_from_flags)  # before anything touches a device
     cli.run_guarded(lambda: print(_summary(
         train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, _OVERWRITE.value))),

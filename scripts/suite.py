@@ -1,12 +1,15 @@
 """The continual-learning comparison: every method, three scenarios, 5 seeds each.
 
-  python -m scripts.suite --workdir=runs/suite --num_seeds=5
+  python -m scripts.suite --workdir=runs/suite --num_seeds=5 \
+      [--results=docs/results_continual.md]
 
 Runs class-IL and task-IL Split-Digits and domain-IL Permuted-Digits with the
 shipped defaults (MLP 2x400, Adam 1e-3, batch 32, 20 epochs per task), each
 method vmapped over its seeds (resumable: rerun the same command to continue),
-and writes docs/results_continual.md: one mean ± std table per scenario and
-the acceptance checks of tests/test_methods_acceptance.py with their outcome.
+and writes WORKDIR/results_continual.md (or ``--results``; the repository's
+docs/results_continual.md is regenerated with that path): one mean ± std table
+per scenario and the acceptance checks of tests/test_methods_acceptance.py with
+their outcome.
 """
 
 from __future__ import annotations
@@ -21,18 +24,21 @@ from scripts import cli
 _WORKDIR = flags.DEFINE_string("workdir", "runs/suite", "Where every run is written.")
 _NUM_SEEDS = flags.DEFINE_integer("num_seeds", 5, "Seeds per method (vmapped).")
 _METHODS = flags.DEFINE_list("methods", list(suite.METHODS), "Methods to run.")
-_OUTPUT = flags.DEFINE_string("results", "docs/results_continual.md", "The markdown written.")
+_OUTPUT = flags.DEFINE_string("results", "", "The markdown written "
+                              "(default: WORKDIR/results_continual.md).")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Discard runs of another config in workdir.")
 
 
 def main(argv):
-    del argv
+    cli.no_arguments(argv)
 
     def go():
         train.writable_directory(_WORKDIR.value)
-        train.writable_directory(os.path.dirname(os.path.abspath(_OUTPUT.value)),
-                                 "--results folder")
-        text = suite.run_suite(_WORKDIR.value, _NUM_SEEDS.value, _METHODS.value)
-        report.atomic_write(_OUTPUT.value, text)
+        output = train.writable_file(
+            _OUTPUT.value or os.path.join(_WORKDIR.value, "results_continual.md"), "--results")
+        text = suite.run_suite(_WORKDIR.value, _NUM_SEEDS.value, _METHODS.value,
+                               _OVERWRITE.value)
+        report.atomic_write(output, text)
         print(text)
 
     cli.run_guarded(go, _WORKDIR.value)

@@ -10,12 +10,11 @@ TF-IDF + logistic regression.
 
 from __future__ import annotations
 
-import json
 import pathlib
 
-from absl import app, flags
+from absl import flags
 
-from research import baselines, train
+from research import baselines, report, train
 from research.data import sentiment
 from scripts import cli
 
@@ -59,20 +58,20 @@ def _run() -> None:
         f"Test accuracy / macro-F1, labels by mean rating < {low} / > {high}, "
         f"split seed {_SEED.value}.\n\n"
     )
-    (output / "baselines.md").write_text(caption + table)
+    # Written to a temporary file and renamed, as every report is (docs/reliability.md).
+    report.atomic_write(str(output / "baselines.md"), caption + table)
     record = {
         "seed": _SEED.value,
         "thresholds": [low, high],
         "sizes": sizes,
         "results": results,
     }
-    (output / "baselines.json").write_text(json.dumps(record, indent=2) + "\n")
+    report.write_json(str(output / "baselines.json"), record)
     print(caption + table, end="")
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    cli.no_arguments(argv)
     cli.run_guarded(_run)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 
 from research import train
 from research.data import curriculum as cl
+from research.data import sentiment
 
 
 def _config(**fields) -> ml_collections.ConfigDict:
@@ -264,3 +266,48 @@ def test_compare_takes_threshold_rows_and_reads_their_stages(tmp_path):
             for e, stages in enumerate([(0, 0), (1, 0), (2, 1)]) for r, s in enumerate(stages)]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[::-1]))
     assert curriculum_report.stage_history(str(tmp_path)) == [[0, 1, 2], [0, 0, 1]]
+
+
+@pytest.mark.skipif(not sentiment.is_cached(), reason="needs the sentiment corpus")
+def test_compare_rerun_resumes_and_refuses_another_config(tmp_path):
+    """Rerunning scripts.curriculum_compare keeps the runs it finished (it used to clear
+    every run's workdir and train it again); another config is refused unless --overwrite."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "scripts.curriculum_compare",
+           "--config=research/configs/sentiment_curriculum.py:runlocal",
+           "--config.num_seeds=1", "--curricula=length", "--pacings=linear", "--budgets=1",
+           f"--output={tmp_path}"]
+    cache = tmp_path.parent / f"{tmp_path.name}_xla_cache"  # the user's choice of cache
+    environ = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache)}
+    run = lambda *extra: subprocess.run([*cmd, *extra], cwd=root, capture_output=True,
+                                        text=True, timeout=600, env=environ)
+    first = run()
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert list(cache.iterdir()) and not (tmp_path / "xla_cache").exists()
+    marker = tmp_path / "length_linear_e1" / "kept"
+    marker.write_text("")
+    # The table is replaced by a rename, never rewritten in place: a link to another
+    # file (standing in for a half-written table) is replaced, its target untouched.
+    elsewhere = tmp_path.parent / f"{tmp_path.name}_elsewhere.md"
+    elsewhere.write_text("not the table")
+    (tmp_path / "curriculum.md").unlink()
+    (tmp_path / "curriculum.md").symlink_to(elsewhere)
+    again = run()
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert marker.exists() and again.stdout == first.stdout
+    assert elsewhere.read_text() == "not the table"
+    assert not (tmp_path / "curriculum.md").is_symlink()
+    assert "curriculum runs: 100%" in first.stderr  # minutes of runs show their progress
+    other = run("--config.c0=0.3")
+    assert other.returncode == 2, other.stderr[-2000:]
+    last = other.stderr.strip().splitlines()[-1]
+    assert "holds a run of a different config" in last and "--overwrite" in last, last
+
+
+@pytest.mark.parametrize("values", [["1", "two"], ["2", "1"], ["0", "1"], [], ["1.5"]])
+def test_budgets_that_are_not_ascending_positive_integers_name_the_flag(values):
+    from research import curriculum_report
+
+    with pytest.raises(ValueError, match=r"^--budgets must be ascending positive integers, got "):
+        curriculum_report.parse_budgets(values)
+    assert curriculum_report.parse_budgets(["1", "2", "20"]) == [1, 2, 20]

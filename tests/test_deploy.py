@@ -108,3 +108,105 @@ def test_update_gives_the_new_method_its_hyper_parameters(tmp_path, method, key,
     (tmp_path / "config.json").write_text(json.dumps(config))
     data = _csv(tmp_path / "new.csv", [("fine", "positive"), ("awful", "negative")])
     assert deploy.update_config(str(tmp_path), data, method).hp[key] == expected
+
+
+def _tweets_csv(tmp_path) -> str:
+    tweets = sentiment.load_domains(["tweets"], 0, max_examples_per_domain=20)["tweets"]
+    return _csv(tmp_path / "new.csv", [
+        (t.replace('"', "'"), sentiment.LABEL_NAMES[lab])
+        for t, lab in zip(tweets.train.texts, tweets.train.labels, strict=True)])
+
+
+def _base_run(workdir, algorithm: str) -> str:
+    """A seconds-long fine-tuning run (the 'local' config) with ``algorithm``."""
+    from research import train
+
+    config = sentiment_finetune.get_config("local")
+    config.update(max_examples_per_domain=24, algorithm=algorithm, progress=False, plots=False)
+    train.train_and_evaluate(config, str(workdir))
+    return str(workdir)
+
+
+@needs_corpus
+def test_update_with_another_method_than_the_old_run_starts_and_resumes(tmp_path):
+    """The old run's method's hyper-parameters must not make the update's own workdir
+    read as a run of another config, neither when it starts nor when it is rerun."""
+    from research import deploy
+
+    base = _base_run(tmp_path / "base", "ewc")
+    config = deploy.update_config(base, _tweets_csv(tmp_path), "replay")
+    assert "ewc_lambda" in config.hp  # the old run's, carried along
+    first = deploy.before_after(deploy.update(config, str(tmp_path / "new")))
+    again = deploy.before_after(deploy.update(config, str(tmp_path / "new")))
+    assert again == first
+
+
+def test_update_refuses_a_foreign_workdir_unless_overwrite(tmp_path):
+    """The refusal names --overwrite, so scripts.update takes it; it never clears --from."""
+    data = _csv(tmp_path / "new.csv", [("fine", "positive"), ("awful", "negative")])
+    foreign = tmp_path / "foreign"
+    (foreign / "checkpoints").mkdir(parents=True)
+    (foreign / "config.json").write_text('{"algorithm": "naive"}')
+    args = [f"--from={_run_dir(tmp_path)}", f"--data={data}", f"--workdir={foreign}"]
+    out = _cli("scripts.update", *args)
+    assert out.returncode == 2, out.stderr[-500:]
+    assert "holds a run of a different config" in out.stderr and "--overwrite" in out.stderr
+    out = _cli("scripts.update", *args, "--overwrite")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-500:]
+    assert out.stderr.strip().splitlines()[-1].endswith("has no checkpoint; did its run finish?")
+    assert not (foreign / "checkpoints").exists()  # cleared, the old run's absence reported
+    out = _cli("scripts.update", f"--from={tmp_path / 'run'}", f"--data={data}",
+               f"--workdir={tmp_path / 'run'}", "--overwrite")
+    assert out.returncode == 2 and "is the run to update" in out.stderr, out.stderr[-500:]
+    assert (tmp_path / "run" / "config.json").exists()
+    out = _cli("scripts.update", f"--from={tmp_path / 'run'}", f"--data={data}",
+               f"--workdir={tmp_path / 'bad'}", "--num_epochs=-1")
+    assert out.returncode == 2 and "num_epochs must be a positive" in out.stderr
+    assert not (tmp_path / "bad").exists()  # refused before the workdir is made
+
+
+@needs_corpus
+def test_update_whose_first_save_was_cut_short_is_prepared_again(tmp_path):
+    """A kill during the first checkpoint write leaves checkpoints/ without a step: the
+    rerun must write the end-of-task-0 state, not train the old data from scratch."""
+    from research import deploy
+
+    base = _base_run(tmp_path / "base", "naive")
+    workdir = tmp_path / "new"
+    (workdir / "checkpoints").mkdir(parents=True)
+    deploy.prepare_update(deploy.update_config(base, _tweets_csv(tmp_path), "naive"),
+                          str(workdir))
+    _, old = deploy.load_run_params(base)
+    _, new = deploy.load_run_params(str(workdir))
+    kernel = lambda params: params["head"]["out"]["kernel"]
+    np.testing.assert_array_equal(kernel(new), kernel(old))
+
+
+def test_a_run_that_is_not_a_text_run_is_refused_in_one_line(tmp_path):
+    """A digits run's params do not fit the text model: predict raised flax's shape error."""
+    from research import train
+    from research.configs import split_digits
+
+    config = split_digits.get_config()
+    config.update(num_epochs=1, hidden=(8,), progress=False, plots=False)
+    digits = tmp_path / "digits"
+    train.train_and_evaluate(config, str(digits))
+    data = _csv(tmp_path / "new.csv", [("fine", "positive"), ("awful", "negative")])
+    line = (f"error: '{digits}' holds a run on dataset 'split_digits', not a text run; "
+            "give the --workdir of a scripts.finetune run")
+    for out in (_cli("scripts.predict", f"--from={digits}", stdin="great\n"),
+                _cli("scripts.update", f"--from={digits}", f"--data={data}",
+                     f"--workdir={tmp_path / 'new'}")):
+        assert out.returncode == 2, out.stderr[-500:]
+        assert out.stderr.strip().splitlines()[-1] == line
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--input={tmp}"], "error: input file '{tmp}' cannot be read: Is a directory"),
+    (["--batch_size=0"], "error: flag --batch_size=0: 0 is not a positive integer"),
+])
+def test_predict_bad_input_is_one_line(tmp_path, args, line):
+    out = _cli("scripts.predict", f"--from={tmp_path / 'none'}",
+               *(a.format(tmp=tmp_path) for a in args), stdin="great\n")
+    assert out.returncode == 2, out.stderr[-500:]
+    assert out.stderr.strip().splitlines() == [line.format(tmp=tmp_path)]

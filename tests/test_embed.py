@@ -50,11 +50,28 @@ def test_embeds_every_line_like_pytorch(minilm, tmp_path):
     np.testing.assert_allclose(vectors[4], vectors[0], atol=1e-6)
 
 
-def test_missing_input_exits_with_one_line_error(tmp_path):
-    done = _run(f"--input={tmp_path / 'nope.txt'}", f"--output={tmp_path / 'o.npy'}")
-    assert done.returncode != 0
-    assert "nope.txt' does not exist" in done.stderr
-    assert "Traceback" not in done.stderr
+@pytest.mark.parametrize("name, text, message", [
+    ("nope.txt", None, "nope.txt' does not exist"),
+    ("empty.txt", "", "empty.txt' is empty"),
+    ("latin1.txt", b"caf\xe9\n", "latin1.txt' is not UTF-8 text (invalid continuation byte"),
+])
+def test_bad_input_exits_2_with_one_line_error(tmp_path, name, text, message):
+    if text is not None:
+        (tmp_path / name).write_bytes(text.encode() if isinstance(text, str) else text)
+    done = _run(f"--input={tmp_path / name}", f"--output={tmp_path / 'o.npy'}")
+    assert done.returncode == 2, done.stderr[-500:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def test_unwritable_output_is_refused_before_the_texts_are_encoded(tmp_path):
+    source = _write(tmp_path / "in.txt", "a\n")
+    (tmp_path / "a_file").write_text("")
+    done = _run(f"--input={source}", f"--output={tmp_path / 'a_file' / 'sub' / 'o.npy'}",
+                "--model=/nonexistent/model")  # the model would fail only after the check
+    assert done.returncode == 2, done.stderr[-500:]
+    assert done.stderr.strip().splitlines() == [
+        f"error: cannot create --output folder '{tmp_path / 'a_file' / 'sub'}': Not a directory"]
 
 
 def test_empty_input_is_an_error(tmp_path):

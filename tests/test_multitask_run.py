@@ -253,3 +253,16 @@ def test_seeds_whose_test_splits_differ_in_size_are_scored_on_their_own_rows(mon
     one_train, one_test = multitask.load_seeded(alone)
     np.testing.assert_allclose(padded[1], multitask.fit(alone, one_train, one_test,
                                                         progress=False)["metrics"][0], rtol=1e-5)
+
+
+def test_compare_keeps_compiled_programs_in_the_workdir(tmp_path):
+    """As every command's workdir does: a rerun or resume loads them instead of compiling."""
+    environ = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "scripts.multitask_compare",
+         "--config=research/configs/multi_digits.py:runlocal", "--config.progress=False",
+         "--archs=hard", "--weightings=equal", f"--workdir={tmp_path}"],
+        capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)),
+        env=environ, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert os.listdir(tmp_path / "xla_cache")

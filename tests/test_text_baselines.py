@@ -103,7 +103,14 @@ def test_script_writes_table_and_json(tmp_path):
     pytest.importorskip("vaderSentiment", reason="vaderSentiment (extra 'text') not installed")
     cmd = [sys.executable, "-m", "scripts.text_baselines", f"--output={tmp_path}",
            "--domain=tweets", "--domain=nyt", "--max_examples_per_domain=300"]  # fmt: skip
+    # Reports are replaced by a rename, never rewritten in place: a link to another file
+    # (standing in for a half-written report) is replaced, its target untouched.
+    elsewhere = tmp_path.parent / f"{tmp_path.name}_elsewhere.md"
+    elsewhere.write_text("not the table")
+    (tmp_path / "baselines.md").symlink_to(elsewhere)
     subprocess.run(cmd, check=True, capture_output=True, text=True)
+    assert elsewhere.read_text() == "not the table"
+    assert not (tmp_path / "baselines.md").is_symlink()
     record = json.loads((tmp_path / "baselines.json").read_text())
     assert set(record["results"]) == {"tweets", "nyt"}
     assert record["sizes"]["tweets"] == {"train": 210, "val": 30, "test": 60}

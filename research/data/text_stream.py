@@ -107,7 +107,12 @@ def read_run_config(workdir: str) -> ml_collections.ConfigDict:
         raise FileNotFoundError(f"{workdir!r} holds no run (no config.json); "
                                 "give the --workdir of a scripts.finetune run")
     with open(path) as f:
-        return ml_collections.ConfigDict(json.load(f))
+        config = ml_collections.ConfigDict(json.load(f))
+    dataset = config.get("dataset", "")
+    if dataset not in ("sentiment", "text_file"):  # its params would not fit a text model
+        raise ValueError(f"{workdir!r} holds a run on dataset {dataset!r}, not a text run; "
+                         "give the --workdir of a scripts.finetune run")
+    return config
 
 
 def text_tasks(config: ml_collections.ConfigDict, seed: int) -> list[TextTask]:

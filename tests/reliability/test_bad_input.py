@@ -148,10 +148,22 @@ def test_processes_that_cannot_join_say_why_in_one_line(tmp_path, flag, environ,
 @pytest.mark.parametrize("script, args, line", [
     ("compare", ["--config=research/configs/split_digits.py", "--algorithms=",
                  "--workdir={tmp}/w"], "name at least one algorithm to compare"),
+    ("compare", ["--config=research/configs/split_digits.py", "--algorithms=naive,ewc,naive",
+                 "--workdir={tmp}/w"], "algorithm(s) named more than once: naive"),
+    ("compare", ["--config=research/configs/split_digits.py", "--algorithms=naive",
+                 "--workdir={tmp}/a_file"], "cannot create workdir '{tmp}/a_file': File exists"),
     ("text_baselines", ["--output={tmp}/a_file/out"],
      "cannot create --output folder '{tmp}/a_file/out': Not a directory"),
     ("text_baselines", ["--output={tmp}/out", "--thresholds=low,high"],
      "--thresholds needs two numbers, got low,high"),
+    ("suite", ["--workdir={tmp}/w", "--results={tmp}"],
+     "--results '{tmp}' is a directory; give a file name"),
+    ("embed", ["--input={tmp}/a_file", "--output={tmp}"],
+     "--output '{tmp}' is a directory; give a file name"),
+    ("fetch_data", ["--cache_dir={tmp}/cache", "--sdist={tmp}/nope.tar.gz"],
+     "--sdist file '{tmp}/nope.tar.gz' does not exist"),
+    ("fetch_data", ["--cache_dir={tmp}/cache", "--sdist={tmp}/a_file"],
+     "--sdist file '{tmp}/a_file' is not a .tar.gz sdist (empty file)"),
 ])
 def test_other_scripts_refuse_bad_input_in_one_line(tmp_path, script, args, line):
     (tmp_path / "a_file").write_text("")
@@ -159,3 +171,60 @@ def test_other_scripts_refuse_bad_input_in_one_line(tmp_path, script, args, line
                         *(a.format(tmp=tmp_path) for a in args)])
     assert proc.returncode == 2, proc.stderr[-500:]
     assert proc.stderr.strip().splitlines() == [f"error: {line.format(tmp=tmp_path)}"]
+
+
+def test_suite_refuses_a_run_of_another_config_unless_overwrite(tmp_path):
+    """The refusal tells the user to pass --overwrite: scripts.suite takes it."""
+    foreign = tmp_path / "suite" / "split_digits_class" / "naive"
+    (foreign / "checkpoints").mkdir(parents=True)
+    (foreign / "config.json").write_text('{"algorithm": "naive", "num_seeds": 5}')
+    cmd = [sys.executable, "-m", "scripts.suite", f"--workdir={tmp_path / 'suite'}",
+           "--methods=naive", "--num_seeds=1", f"--results={tmp_path / 'results.md'}"]
+    proc = helpers.run(cmd)
+    assert proc.returncode == 2, proc.stderr[-500:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "holds a run of a different config" in last and "--overwrite" in last, last
+    proc = helpers.run([*cmd, "--overwrite"])
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert "| naive |" in (tmp_path / "results.md").read_text()
+
+
+def test_suite_writes_its_results_inside_the_workdir_and_shows_progress(tmp_path):
+    """Without --results the markdown goes to WORKDIR, not to docs/ under the current
+    directory (a quick run would replace the repository's measured table). The suite
+    runs for many minutes: each method's progress bar is shown."""
+    environ = {**helpers.env(), "PYTHONPATH": str(helpers.ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "scripts.suite", "--workdir=suite", "--methods=naive",
+         "--num_seeds=1"], cwd=tmp_path, env=environ, capture_output=True, text=True,
+        timeout=600)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert "| naive |" in (tmp_path / "suite" / "results_continual.md").read_text()
+    assert not (tmp_path / "docs").exists()
+    assert "naive x1:" in proc.stderr  # the method's tqdm bar
+
+
+@pytest.mark.parametrize("script, args", [
+    ("run", ["--config=research/configs/split_digits.py", "--workdir={tmp}/w"]),
+    ("compare", ["--config=research/configs/split_digits.py", "--algorithms=naive",
+                 "--workdir={tmp}/w"]),
+    ("suite", ["--workdir={tmp}/w"]),
+    ("finetune", ["--config=research/configs/sentiment_finetune.py:local", "--workdir={tmp}/w"]),
+    ("update", ["--from={tmp}/a", "--data={tmp}/d.csv", "--workdir={tmp}/w"]),
+    ("predict", ["--from={tmp}/a"]),
+    ("embed", ["--input={tmp}/in.txt", "--output={tmp}/o.npy"]),
+    ("multitask", ["--workdir={tmp}/w"]),
+    ("multitask_compare", ["--workdir={tmp}/w"]),
+    ("curriculum_compare", ["--output={tmp}/w"]),
+    ("text_baselines", ["--output={tmp}/w"]),
+    ("fetch_data", ["--cache_dir={tmp}/c"]),
+])
+def test_words_after_the_flags_are_refused_not_ignored(tmp_path, script, args):
+    """``config.num_seeds=5`` without its dashes was ignored (or, in some scripts, a
+    traceback or the whole usage text with exit status 1)."""
+    proc = helpers.run([sys.executable, "-m", f"scripts.{script}",
+                        *(a.format(tmp=tmp_path) for a in args), "config.num_seeds=5"])
+    assert proc.returncode == 2, proc.stderr[-500:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: unexpected arguments: config.num_seeds=5 (flags take the form --name=value)")
+    assert not (tmp_path / "w").exists()
