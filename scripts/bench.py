@@ -507,7 +507,7 @@ def _markdown(result: dict) -> str:
 
 
 def main(argv: list[str]) -> None:
-    del argv
+    cli.no_arguments(argv)
     logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint save at INFO
     jax.config.update("jax_enable_compilation_cache", False)  # every compile from cold
     cli.run_guarded(lambda: train.writable_directory(_OUTPUT.value, "--output folder"))

@@ -116,7 +116,7 @@ def _time(fn, args, calls: int, steps_per_call: int) -> tuple[dict, tuple]:
 
 
 def main(argv: list[str]) -> None:
-    del argv
+    cli.no_arguments(argv)
     overrides = {} if _NUM_LAYERS.value is None else {"num_layers": _NUM_LAYERS.value}
     cfg, pretrained, _ = load_encoder(_MODEL.value, **overrides)
     model = TextClassifier(cfg, NUM_CLASSES, _HEAD.value)

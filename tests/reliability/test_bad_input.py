@@ -218,6 +218,8 @@ def test_suite_writes_its_results_inside_the_workdir_and_shows_progress(tmp_path
     ("curriculum_compare", ["--output={tmp}/w"]),
     ("text_baselines", ["--output={tmp}/w"]),
     ("fetch_data", ["--cache_dir={tmp}/c"]),
+    ("bench", ["--output={tmp}/w"]),
+    ("bench_text_step", []),
 ])
 def test_words_after_the_flags_are_refused_not_ignored(tmp_path, script, args):
     """``config.num_seeds=5`` without its dashes was ignored (or, in some scripts, a
