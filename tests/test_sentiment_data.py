@@ -69,6 +69,17 @@ def test_fetch_is_a_no_op_when_cached(fake_sdist, tmp_path):
     assert sentiment.fetch(cache, sdist_path=sdist, expected_sha256=sha) == cache
 
 
+def test_fetch_replaces_a_manifest_cut_short(fake_sdist, tmp_path):
+    """A crash mid-write used to leave half a manifest that every later fetch failed to
+    parse; the manifest is now renamed into place, and a cut one is fetched again."""
+    sdist, sha = fake_sdist
+    cache = sentiment.fetch(tmp_path / "cache", sdist_path=sdist, expected_sha256=sha)
+    assert sorted(p.name for p in cache.iterdir() if "tmp" in p.name) == []
+    (cache / sentiment.MANIFEST).write_text('{"source": "vaderSent')
+    assert sentiment.fetch(cache, sdist_path=sdist, expected_sha256=sha) == cache
+    assert sentiment.read_domain("tweets", cache).ids == ["1", "2", "3"]
+
+
 def test_sdist_without_corpus_is_reported(tmp_path):
     sdist = tmp_path / "other.tar.gz"
     sdist.write_bytes(_tar_gz({"setup.py": b""}, "pkg"))

@@ -223,7 +223,18 @@ def write_cache(domains: Mapping[str, RawDomain], cache_dir: pathlib.Path, sha25
         "sha256": sha256,
         "counts": {domain: len(raw.ids) for domain, raw in domains.items()},
     }
-    (cache_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp = cache_dir / f"{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.replace(cache_dir / MANIFEST)  # a crash mid-write leaves no half manifest
+
+
+def _cached_sha256(target: pathlib.Path) -> str | None:
+    """The checksum the cache's manifest records; None where there is no readable one
+    (a manifest cut short by an older, non-atomic write is fetched again)."""
+    try:
+        return json.loads((target / MANIFEST).read_text()).get("sha256")
+    except (OSError, ValueError):
+        return None
 
 
 def fetch(
@@ -239,10 +250,8 @@ def fetch(
     checksum is already there, unless ``force``.
     """
     target = _cache_dir(cache_dir)
-    manifest = target / MANIFEST
-    if not force and manifest.exists():
-        if json.loads(manifest.read_text()).get("sha256") == expected_sha256:
-            return target
+    if not force and _cached_sha256(target) == expected_sha256:
+        return target
     if sdist_path is not None:
         data = corpus_from_sdist(sdist_path)
     else:
