@@ -6,9 +6,9 @@
 algorithms/s_prompts.py: the encoder stays frozen, each domain (tweets ->
 movies -> amazon -> nyt) trains its own 20-token prompt and 3-way head, and
 test rows are routed to a domain by K-means centroids of frozen features.
-With 400 examples per domain and 5 epochs: ACC 0.641, BWT -0.013, 82% of test
-rows routed to their own domain; ~13 min on 2 shared CPU cores (765 s of
-training). Details in docs/results_text.md, section 7.
+With 400 examples per domain and 5 epochs: ACC 0.644, BWT +0.008, 82% of test
+rows routed to their own domain; ~8 min on 2 CPU cores (423 s of training).
+Details in docs/results_text.md, section 7.
 """
 
 from research.configs import sentiment_domains
