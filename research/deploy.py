@@ -168,7 +168,7 @@ def prepare_update(config: ml_collections.ConfigDict, workdir: str) -> None:
         acc[key][:, 0, :] = before[key]
     # The config as train_and_evaluate records it: a config.json holding other methods'
     # hyper-parameters (the old run's) would read as another run when the update starts.
-    train_lib.prepare_workdir(workdir, train_lib._identity(config), overwrite=False)
+    train_lib.prepare_workdir(workdir, train_lib.run_identity(config), overwrite=False)
     with checkpoint.opened(workdir, config.keep_checkpoints) as mngr:
         checkpoint.save(mngr, config.num_epochs, state, {
             "stage": 1, "epoch": 0, "rows": [], "train_seconds": 0.0,
@@ -182,7 +182,7 @@ def update(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = Fa
         raise train_lib.WorkdirError(f"workdir {workdir!r} is the run to update: the updated "
                                      "run needs a --workdir of its own")
     config_check.validate(config)  # a bad value leaves no workdir behind
-    train_lib.prepare_workdir(workdir, train_lib._identity(config), overwrite)
+    train_lib.prepare_workdir(workdir, train_lib.run_identity(config), overwrite)
     prepare_update(config, workdir)
     return train_lib.train_and_evaluate(config, workdir)
 

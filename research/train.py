@@ -129,7 +129,7 @@ class RunData:
 OPERATIONAL = ("progress", "plots", "tensorboard", "keep_checkpoints")
 
 
-def _identity(config: ml_collections.ConfigDict) -> dict:
+def run_identity(config: ml_collections.ConfigDict) -> dict:
     """The config as it defines this run: other methods' hyper-parameters left out."""
     own = set(algorithms.load(config.algorithm).HPARAMS)
     identity = json.loads(config.to_json())
@@ -329,7 +329,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     ``run``: ``build_run(config)`` when the caller built it already (a comparison builds
     the next method's while one trains)."""
     config_check.validate(config)
-    prepare_workdir(workdir, _identity(config), overwrite)
+    prepare_workdir(workdir, run_identity(config), overwrite)
     run = run or build_run(config)
     grid, seeds, data, eng, hp, state = run.grid, run.seeds, run.data, run.eng, run.hp, run.state
     test, task_classes = run.test, run.task_classes
