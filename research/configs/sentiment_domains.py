@@ -43,7 +43,7 @@ def get_config(runlocal: str = ""):
     # Optimizer.
     config.optimizer = "adamw"
     config.learning_rate = 5e-5
-    config.weight_decay = 0.01
+    config.weight_decay = 0.01  # matrices only: biases and LayerNorm are not decayed
     config.batch_size = 32
     config.num_epochs = 3
     config.eval_batch_size = 128
