@@ -13,8 +13,8 @@ Loss ``T^2 KL + lambda L_data`` (algorithms/distill.py) with the teacher's
 logits computed once before training. The student is the bottom 2 of
 MiniLM's 6 layers (pretrained) by default. Measured (one seed, 120 test
 sentences): teacher 0.767; 2-layer student 0.667 with this KL, 0.617 on the
-labels alone; TextCNN 0.625 and 0.608; ~2 min per 2-layer student on 2
-loaded cores. Details in docs/results_text.md.
+labels alone; TextCNN 0.625 and 0.608; about 30 s of training per 2-layer
+student on 2 CPU cores. Details in docs/results_text.md.
 """
 
 from research.configs import sentiment_finetune
