@@ -278,7 +278,10 @@ def test_compare_rerun_resumes_and_refuses_another_config(tmp_path):
            "--config.num_seeds=1", "--curricula=length", "--pacings=linear", "--budgets=1",
            f"--output={tmp_path}"]
     cache = tmp_path.parent / f"{tmp_path.name}_xla_cache"  # the user's choice of cache
-    environ = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache)}
+    # with JAX's own threshold too: at its default (1 s) a quiet machine's compiles of
+    # this small config are too quick to be kept, and the cache stays empty
+    environ = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache),
+               "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
     run = lambda *extra: subprocess.run([*cmd, *extra], cwd=root, capture_output=True,
                                         text=True, timeout=600, env=environ)
     first = run()
