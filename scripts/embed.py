@@ -8,6 +8,7 @@ cut off again), so the jitted encoder compiles once.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 
@@ -17,7 +18,7 @@ from tqdm import tqdm
 
 from models.text.load import MINILM, load_encoder, tokenize
 from models.text.sentence import MAX_LENGTH, embed
-from research import train
+from research import report, train
 from scripts import cli
 
 _MODEL = flags.DEFINE_string("model", MINILM, f"{MINILM!r} or a local Hugging Face BERT directory.")
@@ -61,10 +62,9 @@ def embed_texts(texts: Sequence[str], model: str = MINILM, batch_size: int = 64,
 def save(path: str, vectors: np.ndarray) -> None:
     """Writes ``vectors`` to exactly ``path`` (np.save would add a missing .npy), through a
     temporary file renamed at the end, so a crash never leaves half an array there."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        np.save(f, vectors)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    np.save(buffer, vectors)
+    report.atomic_write(path, buffer.getvalue())
 
 
 def _run() -> None:
