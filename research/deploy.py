@@ -136,12 +136,20 @@ def _offer_old_data(eng: engine_lib.Engine, state: engine_lib.RunState, pool: di
     return state._replace(alg_state=alg_state, rng=rng)
 
 
-def prepare_update(config: ml_collections.ConfigDict, workdir: str) -> None:
+def prepare_update(config: ml_collections.ConfigDict, workdir: str,
+                   overwrite: bool = False) -> None:
     """Writes ``workdir``'s config and a checkpoint at the end of task 0 (see module doc).
 
-    A workdir that already holds a checkpoint is left as it is (the update resumes); one
-    whose first save was cut short holds none yet, and is prepared again.
+    The config is checked and the workdir claimed before any work: a bad value leaves no
+    workdir behind, and one holding another run is refused (or cleared with
+    ``overwrite``). A workdir that already holds a checkpoint is left as it is (the
+    update resumes); one whose first save was cut short holds none yet, and is prepared
+    again.
     """
+    config_check.validate(config)
+    # The config as train_and_evaluate records it: a config.json holding other methods'
+    # hyper-parameters (the old run's) would read as another run when the update starts.
+    train_lib.prepare_workdir(workdir, train_lib.run_identity(config), overwrite)
     if (os.path.isdir(os.path.join(workdir, "checkpoints"))
             and checkpoint.manager(workdir, 1).latest_step() is not None):
         return
@@ -166,9 +174,6 @@ def prepare_update(config: ml_collections.ConfigDict, workdir: str) -> None:
     for key in ("class_il", "task_il"):
         acc[key] = np.zeros((runs, tasks, tasks))
         acc[key][:, 0, :] = before[key]
-    # The config as train_and_evaluate records it: a config.json holding other methods'
-    # hyper-parameters (the old run's) would read as another run when the update starts.
-    train_lib.prepare_workdir(workdir, train_lib.run_identity(config), overwrite=False)
     with checkpoint.opened(workdir, config.keep_checkpoints) as mngr:
         checkpoint.save(mngr, config.num_epochs, state, {
             "stage": 1, "epoch": 0, "rows": [], "train_seconds": 0.0,
@@ -181,9 +186,7 @@ def update(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = Fa
     if os.path.abspath(workdir) == os.path.abspath(config.update_from):
         raise train_lib.WorkdirError(f"workdir {workdir!r} is the run to update: the updated "
                                      "run needs a --workdir of its own")
-    config_check.validate(config)  # a bad value leaves no workdir behind
-    train_lib.prepare_workdir(workdir, train_lib.run_identity(config), overwrite)
-    prepare_update(config, workdir)
+    prepare_update(config, workdir, overwrite)
     return train_lib.train_and_evaluate(config, workdir)
 
 

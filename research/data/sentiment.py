@@ -28,6 +28,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from research import report
+
 SDIST_VERSION = "3.3.2"
 CORPUS_MEMBER = "additional_resources/hutto_ICWSM_2014.tar.gz"
 # SHA-256 of hutto_ICWSM_2014.tar.gz inside vaderSentiment-3.3.2.tar.gz.
@@ -210,22 +212,20 @@ def write_cache(domains: Mapping[str, RawDomain], cache_dir: pathlib.Path, sha25
     """Writes one ``<domain>.npz`` per domain, then the manifest (written last)."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     for domain, raw in domains.items():
-        tmp = cache_dir / f"{domain}.tmp.npz"
+        buffer = io.BytesIO()
         np.savez_compressed(
-            tmp,
+            buffer,
             ids=np.asarray(raw.ids, dtype=np.str_),
             ratings=raw.ratings.astype(np.float64),
             texts=np.asarray(raw.texts, dtype=np.str_),
         )
-        tmp.replace(cache_dir / f"{domain}.npz")
+        report.atomic_write(str(cache_dir / f"{domain}.npz"), buffer.getvalue())
     manifest = {
         "source": f"vaderSentiment=={SDIST_VERSION} sdist, {CORPUS_MEMBER}",
         "sha256": sha256,
         "counts": {domain: len(raw.ids) for domain, raw in domains.items()},
     }
-    tmp = cache_dir / f"{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(cache_dir / MANIFEST)  # a crash mid-write leaves no half manifest
+    report.write_json(str(cache_dir / MANIFEST), manifest)  # no half manifest after a crash
 
 
 def _cached_sha256(target: pathlib.Path) -> str | None:
