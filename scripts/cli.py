@@ -53,14 +53,31 @@ def _unknown_field(err: Exception) -> tuple[str, str]:
     return first.replace("\\'", "'").strip("\"'"), f" {guess}" if guess else ""
 
 
+def _config_refusal(message: str, argv: Sequence[str]) -> str:
+    """One line for a get_config() that refused the word after ':' in --config=FILE:WORD
+    (a ValueError it raised, or an argument it does not take); ml_collections reports it
+    as a traceback, which would point at the config rather than at the typo."""
+    if "Error whilst parsing config file" not in message:
+        return message
+    last = message.strip().splitlines()[-1]
+    kind, _, reason = last.partition(": ")
+    if kind == "ValueError":
+        return f"--config={_config_path(argv)}: {reason}"
+    if kind == "TypeError" and reason.startswith("get_config() takes"):
+        return (f"--config={_config_path(argv)}: {reason} (the word after ':' is "
+                "get_config()'s argument)")
+    return message
+
+
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        "research", "configs")
 
 
 def parse_flags(argv: Sequence[str], default_config: str | None = None) -> list[str]:
     """absl flag parsing with one-line errors: a config file that is missing, does not
-    parse or has no get_config(), unknown config fields, wrong types. (An exception a
-    config's own get_config() raises keeps its traceback: it points into the user's code.)"""
+    parse or has no get_config(), unknown config fields, wrong types, a word after ':' the
+    config refuses. (Any other exception a config's own get_config() raises keeps its
+    traceback: it points into the user's code.)"""
     if default_config and _config_path(argv) is None:
         argv = [argv[0], f"--config={os.path.join(CONFIGS, default_config)}", *argv[1:]]
     try:
@@ -69,7 +86,7 @@ def parse_flags(argv: Sequence[str], default_config: str | None = None) -> list[
             flags.FLAGS["config"].value.get("_")  # a file that failed to load says so when read
         return remaining
     except flags.Error as err:
-        _fail(str(err))
+        _fail(_config_refusal(str(err), argv))
     except OSError as err:  # ml_collections: the config file cannot be read
         reason = str(err).strip().splitlines()[-1].strip()
         _fail(f"--config={_config_path(argv)}: {reason.split('failure to load: ')[-1]}")

@@ -29,7 +29,7 @@ def _run_dir(tmp_path):
     """A workdir holding only a run's config (enough for the errors that come first)."""
     workdir = tmp_path / "run"
     workdir.mkdir()
-    (workdir / "config.json").write_text(sentiment_finetune.get_config("local").to_json())
+    (workdir / "config.json").write_text(sentiment_finetune.get_config("runlocal").to_json())
     return str(workdir)
 
 
@@ -54,7 +54,7 @@ def test_update_bad_data_file_exits_2_naming_the_line(tmp_path):
 @needs_corpus
 def test_finetune_update_predict_end_to_end(tmp_path):
     base = tmp_path / "base"
-    out = _cli("scripts.finetune", "--config=research/configs/sentiment_finetune.py:local",
+    out = _cli("scripts.finetune", "--config=research/configs/sentiment_finetune.py:runlocal",
                "--config.max_examples_per_domain=24", "--config.num_seeds=2", f"--workdir={base}")
     assert out.returncode == 0, out.stderr
     assert 0 <= json.loads(out.stdout.splitlines()[-1])["test_accuracy"][0] <= 1
@@ -103,7 +103,7 @@ def test_update_gives_the_new_method_its_hyper_parameters(tmp_path, method, key,
     """A fine-tuning run saves only its own method's hyper-parameters (none for naive)."""
     from research import deploy
 
-    config = json.loads(sentiment_finetune.get_config("local").to_json())
+    config = json.loads(sentiment_finetune.get_config("runlocal").to_json())
     config["hp"], config["sweep"] = {}, {}
     (tmp_path / "config.json").write_text(json.dumps(config))
     data = _csv(tmp_path / "new.csv", [("fine", "positive"), ("awful", "negative")])
@@ -121,7 +121,7 @@ def _base_run(workdir, algorithm: str) -> str:
     """A seconds-long fine-tuning run (the 'local' config) with ``algorithm``."""
     from research import train
 
-    config = sentiment_finetune.get_config("local")
+    config = sentiment_finetune.get_config("runlocal")
     config.update(max_examples_per_domain=24, algorithm=algorithm, progress=False, plots=False)
     train.train_and_evaluate(config, str(workdir))
     return str(workdir)

@@ -14,7 +14,7 @@ from research.data import sentiment
 
 
 def _config(mode: str, **changes):
-    config = sentiment_domains.get_config("local")
+    config = sentiment_domains.get_config("runlocal")
     config.update(finetune=mode, **changes)
     return config
 
@@ -140,7 +140,7 @@ def _one_epoch(config, workdir) -> dict:
 @needs_corpus
 @pytest.mark.parametrize("mode", finetune.MODES)
 def test_each_mode_runs_one_epoch(mode, tmp_path):
-    config = sentiment_finetune.get_config("local")
+    config = sentiment_finetune.get_config("runlocal")
     config.update(finetune=mode, freeze_layers=1)
     out = _one_epoch(config, tmp_path)
     assert 0 <= out["test_accuracy"][0] <= 1
@@ -150,13 +150,13 @@ def test_each_mode_runs_one_epoch(mode, tmp_path):
 @pytest.mark.slow
 @needs_corpus
 def test_cached_features_probe_and_distillation(tmp_path):
-    config = sentiment_finetune.get_config("local")
+    config = sentiment_finetune.get_config("runlocal")
     config.update(finetune="linear_probe", cached_features=True, num_epochs=3)
     probe = _one_epoch(config, tmp_path / "probe")
     assert probe["trainable_fraction"] == 1.0  # the run's model is the linear head alone
-    teacher = sentiment_finetune.get_config("local")
+    teacher = sentiment_finetune.get_config("runlocal")
     _one_epoch(teacher, tmp_path / "teacher")
-    student = sentiment_finetune.get_config("local")
+    student = sentiment_finetune.get_config("runlocal")
     student.update(algorithm="distill", head="scratch_textcnn",
                    teacher_workdir=str(tmp_path / "teacher"))
     out = _one_epoch(student, tmp_path / "student")

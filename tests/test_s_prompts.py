@@ -72,7 +72,7 @@ def test_bad_hyper_parameters_are_named():
 
 # -- Hooks on the 2-layer runlocal encoder ---------------------------------------------------
 def _tiny(finetune: str = "prompt"):
-    config = sentiment_sprompts.get_config("local")
+    config = sentiment_sprompts.get_config("runlocal")
     config.finetune = finetune
     model = text_build.build(config, 3)
     x = jnp.zeros((1, 3, 8), jnp.int32)
@@ -85,7 +85,7 @@ def _tokens(seed: int, n: int) -> jax.Array:
 
 
 def test_a_model_without_prompt_is_refused_with_the_fix():
-    config = sentiment_sprompts.get_config("local")
+    config = sentiment_sprompts.get_config("runlocal")
     config.finetune = "full"
     model = text_build.build(config, 3)
     params = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 3, 8), jnp.int32))
@@ -140,7 +140,7 @@ def _leaves(tree) -> dict:
 
 
 def test_two_domains_keep_the_encoder_and_the_first_slot_bit_identical():
-    config = sentiment_sprompts.get_config("local")
+    config = sentiment_sprompts.get_config("runlocal")
     config.update(domains="tweets,movies", num_tasks=2, max_examples_per_domain=24,
                   learning_rate=3e-2)
     config.hp.sprompts_max_tasks = 2
@@ -189,7 +189,7 @@ def test_two_domains_keep_the_encoder_and_the_first_slot_bit_identical():
 def test_runlocal_cli_run_writes_domain_il_results(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "scripts.run",
-         "--config=research/configs/sentiment_sprompts.py:local", f"--workdir={tmp_path}"],
+         "--config=research/configs/sentiment_sprompts.py:runlocal", f"--workdir={tmp_path}"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "domain_il: ACC" in out.stdout

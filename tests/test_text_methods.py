@@ -20,7 +20,7 @@ SLOW = ["ewc", "online_ewc", "lwf", "er", "agem", "derpp"]
 
 
 def _run(algorithm: str, workdir: str) -> dict:
-    config = sentiment_domains.get_config("local")
+    config = sentiment_domains.get_config("runlocal")
     config.update(algorithm=algorithm, max_examples_per_domain=24)
     config.hp.fisher_samples = 8
     train.train_and_evaluate(config, workdir)

@@ -12,7 +12,7 @@ needs_corpus = pytest.mark.skipif(not sentiment.is_cached(),
 
 
 def _config(**changes):
-    config = sentiment_domains.get_config("local")
+    config = sentiment_domains.get_config("runlocal")
     config.update(changes)
     return config
 

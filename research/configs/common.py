@@ -5,6 +5,14 @@ import ml_collections
 import algorithms
 
 
+def runlocal(arg: str | None) -> bool:
+    """Whether ``CONFIG.py:runlocal`` asked for the seconds-long smoke run; any other word
+    after the ':' is refused (a typo would otherwise run the full config, or the smoke one)."""
+    if arg not in (None, "", "runlocal"):
+        raise ValueError(f"unknown argument {arg!r} after ':'; choices: runlocal")
+    return arg == "runlocal"
+
+
 def base() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     # Stream.

@@ -20,6 +20,7 @@ def encoder_hparams(max_length: int) -> dict:
 
 
 def get_config(runlocal: str = ""):
+    common.runlocal(runlocal)  # the other sentiment configs start here
     config = common.base()
     # Stream.
     config.dataset = "sentiment"

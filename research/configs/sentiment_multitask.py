@@ -29,13 +29,11 @@ from __future__ import annotations
 
 import ml_collections
 
-from research.configs import multi_digits
+from research.configs import common, multi_digits
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    if arg not in (None, "", "runlocal"):
-        raise ValueError(f"sentiment_multitask config: unknown argument {arg!r}; "
-                         "choices: runlocal")
+    smoke = common.runlocal(arg)
     config = multi_digits.get_config()  # arch, weighting, optimizer, resume fields
     del config.n_train, config.n_test
 
@@ -57,7 +55,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.batch_size = 128
     config.epochs = 8  # test metrics peak at 5-10 epochs; later the MLP overfits 5.6k sentences
 
-    if arg == "runlocal":
+    if smoke:
         config.encoder_layers = 2
         config.max_length = 16
         config.max_examples_per_domain = 40

@@ -52,6 +52,36 @@ def test_config_file_errors_are_one_line_exit_2(tmp_path, name, text, message):
         f"error: --config={path}: {message.format(path=path)}"]
 
 
+CONFIG_ARGUMENT_CASES = [  # (--config=FILE:WORD in research/configs, what the one line says)
+    ("split_digits.py:runlocal", "get_config() takes 0 positional arguments but 1 was given "
+                                 "(the word after ':' is get_config()'s argument)"),
+    ("sentiment_finetune.py:runloca", "unknown argument 'runloca' after ':'; choices: runlocal"),
+    ("multi_digits.py:local", "unknown argument 'local' after ':'; choices: runlocal"),
+    ("sentiment_multitask.py:small", "unknown argument 'small' after ':'; choices: runlocal"),
+]
+
+
+@pytest.mark.parametrize("config, message", CONFIG_ARGUMENT_CASES)
+def test_a_word_the_config_refuses_is_one_line_exit_2(tmp_path, config, message):
+    """A typo after ':' used to run the full config (the sentiment ones took any word
+    for runlocal) or end in ml_collections' traceback."""
+    path = f"research/configs/{config}"
+    proc = helpers.run([sys.executable, "-m", "scripts.run", f"--config={path}",
+                        f"--workdir={tmp_path / 'w'}"])
+    assert proc.returncode == 2, proc.stderr[-500:]
+    assert proc.stderr.strip().splitlines() == [f"error: --config={path}: {message}"]
+
+
+def test_another_error_in_get_config_keeps_its_traceback(tmp_path):
+    """A bug in the user's own config is shown where it is."""
+    path = tmp_path / "buggy.py"
+    path.write_text("def get_config():\n    return undefined_name\n")
+    proc = helpers.run([sys.executable, "-m", "scripts.run", f"--config={path}",
+                        f"--workdir={tmp_path / 'w'}"])
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr and "NameError" in proc.stderr, proc.stderr[-500:]
+
+
 def test_scripts_with_a_default_config_give_one_line_with_the_guess(tmp_path):
     """A config flag with a default file parses overrides at import; the default is
     loaded through the same guarded parser instead."""
@@ -209,7 +239,7 @@ def test_suite_writes_its_results_inside_the_workdir_and_shows_progress(tmp_path
     ("compare", ["--config=research/configs/split_digits.py", "--algorithms=naive",
                  "--workdir={tmp}/w"]),
     ("suite", ["--workdir={tmp}/w"]),
-    ("finetune", ["--config=research/configs/sentiment_finetune.py:local", "--workdir={tmp}/w"]),
+    ("finetune", ["--config=research/configs/sentiment_finetune.py:runlocal", "--workdir={tmp}/w"]),
     ("update", ["--from={tmp}/a", "--data={tmp}/d.csv", "--workdir={tmp}/w"]),
     ("predict", ["--from={tmp}/a"]),
     ("embed", ["--input={tmp}/in.txt", "--output={tmp}/o.npy"]),
