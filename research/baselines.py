@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
+from tqdm import tqdm
 
 from research.data.sentiment import DomainSplits
 
@@ -100,15 +101,19 @@ def run_baselines(
     domains: Mapping[str, DomainSplits],
     names: Sequence[str] = tuple(BASELINES),
     seed: int = 0,
+    progress: bool = False,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """``{domain: {baseline: {'accuracy', 'macro_f1'}}}`` on each domain's test split."""
+    """``{domain: {baseline: {'accuracy', 'macro_f1'}}}`` on each domain's test split;
+    ``progress`` shows a bar over the (domain, baseline) fits."""
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
         raise ValueError(f"unknown baselines {unknown}; choose from {sorted(BASELINES)}")
-    return {
-        domain: {name: scores(BASELINES[name](s, seed), s.test.labels) for name in names}
-        for domain, s in domains.items()
-    }
+    results: dict[str, dict[str, dict[str, float]]] = {d: {} for d in domains}
+    pairs = [(d, n) for d in domains for n in names]
+    for domain, name in tqdm(pairs, desc="baselines", unit="fit", disable=not progress):
+        split = domains[domain]
+        results[domain][name] = scores(BASELINES[name](split, seed), split.test.labels)
+    return results
 
 
 def markdown_table(results: Mapping[str, Mapping[str, Mapping[str, float]]]) -> str:

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
+from tqdm import tqdm
 
 import algorithms
 import models
@@ -52,17 +53,20 @@ def load_params(workdir: str) -> tuple[ml_collections.ConfigDict, Any]:
 class Predictor:
     """A trained text run as a batched classifier: texts -> logits, labels, probabilities."""
 
-    def __init__(self, config: ml_collections.ConfigDict, params: Any, batch_size: int = 64):
+    def __init__(self, config: ml_collections.ConfigDict, params: Any, batch_size: int = 64,
+                 progress: bool = False):
         self.config, self.params, self.batch_size = config, params, batch_size
+        self.progress = progress  # a bar over the batches, on stderr
         self.label_names = text_stream.label_names(config)
         model = models.load(config.model).build(config, len(self.label_names))
         self._apply = jax.jit(lambda p, x: model.apply({"params": p}, x))
 
     @classmethod
-    def from_workdir(cls, workdir: str, batch_size: int = 64) -> Predictor:
+    def from_workdir(cls, workdir: str, batch_size: int = 64, progress: bool = False
+                     ) -> Predictor:
         if not workdir:
             raise ValueError("no workdir given: pass the --workdir of a scripts.finetune run")
-        return cls(*load_params(workdir), batch_size=batch_size)
+        return cls(*load_params(workdir), batch_size=batch_size, progress=progress)
 
     def inputs(self, texts: list[str]) -> np.ndarray:
         x = text_stream.tokenize(self.config, texts)
@@ -75,7 +79,8 @@ class Predictor:
         """``[N, C]`` logits, in fixed-size batches (the last one padded) so it compiles once."""
         x = self.inputs(list(texts))
         out = []
-        for start in range(0, len(x), self.batch_size):
+        for start in tqdm(range(0, len(x), self.batch_size), desc="classify", unit="batch",
+                          disable=not self.progress):
             chunk = engine_lib.pad_to_multiple(x[start:start + self.batch_size], 0,
                                                self.batch_size)
             out.append(np.asarray(self._apply(self.params, chunk))[: len(x) - start])

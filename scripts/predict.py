@@ -47,7 +47,7 @@ def read_texts(path: str) -> list[str]:
 
 def run() -> None:
     texts = read_texts(_INPUT.value)  # bad input fails before the model loads
-    predictor = deploy.Predictor.from_workdir(_FROM.value, _BATCH.value)
+    predictor = deploy.Predictor.from_workdir(_FROM.value, _BATCH.value, progress=True)
     labels, probs = predictor.predict(texts)
     names = predictor.label_names
     for text, label, p in zip(texts, labels, probs, strict=True):

@@ -51,7 +51,7 @@ def _run() -> None:
     splits = sentiment.load_domains(
         _DOMAINS.value, _SEED.value, (low, high), _MAX_EXAMPLES.value, _CACHE_DIR.value
     )
-    results = baselines.run_baselines(splits, _BASELINES.value, _SEED.value)
+    results = baselines.run_baselines(splits, _BASELINES.value, _SEED.value, progress=True)
     sizes = {d: {k: len(getattr(s, k).texts) for k in s._fields} for d, s in splits.items()}
     table = baselines.markdown_table(results)
     caption = (
