@@ -311,9 +311,12 @@ def build_run(config: ml_collections.ConfigDict) -> Run:
         epochs_per_call=epochs_per_call(config))
     rngs = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     sample_x = jax.tree_util.tree_map(lambda a: jnp.asarray(a[0, 0, :1]), data.train_x)
-    state = eng.init(rngs, hp, sample_x)
+    params = eng.init_params(rngs, sample_x)
     if hasattr(model_module, "pretrained_params"):
-        state = state._replace(params=model_module.pretrained_params(config, state.params))
+        # Before the state is built on them: a method's state that starts from the
+        # parameters (SI's anchor, CLS-ER's mean models) starts from the weights trained.
+        params = model_module.pretrained_params(config, params)
+    state = eng.init_state(rngs, params, hp)
     test = jax.tree_util.tree_map(jnp.asarray, data.test)
     task_classes = jnp.asarray(data.task_classes)
     if not config.get("stream_chunk_steps", 0):  # a host-streamed run trains by chunks

@@ -9,6 +9,8 @@ see packed token rows instead of pixels and nothing else changes.
 import json
 import os
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -44,3 +46,24 @@ def test_method_runs_on_the_encoder(algorithm, tmp_path):
 @pytest.mark.parametrize("algorithm", SLOW)
 def test_method_runs_on_the_encoder_slow(algorithm, tmp_path):
     _check(_run(algorithm, str(tmp_path)))
+
+
+@pytest.mark.parametrize("algorithm, start_of", [
+    ("si", lambda s: [s.anchor]),  # the first task's Delta runs from here
+    ("clser", lambda s: [s.plastic, s.stable]),  # the mean models it distils from
+])
+def test_a_method_state_starts_from_the_pretrained_weights(algorithm, start_of):
+    """The state a method builds on the parameters is built on the pretrained ones, not on
+    the random init they replace: SI's importances were divided by the distance from
+    that random init, and CLS-ER's mean models started from it."""
+    config = sentiment_domains.get_config("runlocal")
+    config.update(algorithm=algorithm, max_examples_per_domain=24)
+    run = train.build_run(config)
+    encoder = lambda p: jax.tree_util.tree_leaves(p["encoder"])
+    for tree in start_of(run.state.alg_state):
+        for got, want in zip(encoder(tree), encoder(run.state.params), strict=True):
+            np.testing.assert_array_equal(got, want)
+    # ... and those are not the random init (which the old code anchored to).
+    sample_x = jax.tree_util.tree_map(lambda a: jnp.asarray(a[0, 0, :1]), run.data.train_x)
+    random_init = run.eng.init_params(jnp.stack([jax.random.PRNGKey(config.seed)]), sample_x)
+    assert not np.array_equal(encoder(random_init)[0], encoder(run.state.params)[0])
