@@ -7,12 +7,6 @@ penalty's own gradient, from the penalty hook, must not count). At the task's en
     Omega_i += w_i / ((Delta theta_i)^2 + xi),   Delta theta = theta_end - theta_start,
 
 w resets, and L = L_task + c * sum_i Omega_i (theta_i - theta_start_i)^2.
-
-theta_start is taken from the parameters the task's first step starts from, not
-from those ``init`` received: a run that loads pretrained weights after ``init``
-(the text models) would otherwise measure the first task's Delta from the random
-initialisation, and divide its importances by that distance instead of by the
-task's own displacement.
 """
 
 from __future__ import annotations
@@ -34,7 +28,6 @@ class SIState(NamedTuple):
     importance: Params  # Omega
     anchor: Params  # parameters at the start of the current task
     path: Params  # w: the running path integral of this task
-    started: jax.Array  # False until the task's first step sets ``anchor`` to its start
 
 
 def consolidate(state: SIState, params: Params, xi: jax.Array) -> SIState:
@@ -42,23 +35,20 @@ def consolidate(state: SIState, params: Params, xi: jax.Array) -> SIState:
     omega = jax.tree_util.tree_map(
         lambda o, w, new, old: o + w / (jnp.square(new - old) + xi),
         state.importance, state.path, params, state.anchor)
-    return SIState(omega, params, jax.tree_util.tree_map(jnp.zeros_like, state.path),
-                   jnp.zeros((), bool))
+    return SIState(omega, params, jax.tree_util.tree_map(jnp.zeros_like, state.path))
 
 
 def make(hp: dict) -> Algorithm:
     def init(params, rng):
         del rng
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-        return SIState(zeros, params, zeros, jnp.zeros((), bool))
+        return SIState(zeros, params, zeros)
 
     def after_step(state, old_params, new_params, grads, batch, apply_fn, rng):
         del batch, apply_fn, rng
         path = jax.tree_util.tree_map(lambda w, g, new, old: w - g * (new - old),
                                       state.path, grads, new_params, old_params)
-        anchor = jax.tree_util.tree_map(lambda a, old: jnp.where(state.started, a, old),
-                                        state.anchor, old_params)
-        return SIState(state.importance, anchor, path, jnp.ones((), bool))
+        return state._replace(path=path)
 
     def end_task(params, state, task_data, apply_fn, rng):
         del task_data, apply_fn, rng
