@@ -159,17 +159,15 @@ def prepare_update(config: ml_collections.ConfigDict, workdir: str,
             and checkpoint.manager(workdir, 1).latest_step() is not None):
         return
     _, old_params = load_run_params(config.update_from)
-    run = train_lib.build_run(config)
-    eng, hp, data = run.eng, run.hp, run.data
     # Run i continues the old run i: its seed drew the old data's split, so another
     # run's params would be tested on rows they were trained on.
-    runs = jax.tree_util.tree_leaves(old_params)[0].shape[0]
-    if runs != len(run.grid):
+    runs, grid = jax.tree_util.tree_leaves(old_params)[0].shape[0], config_check.run_grid(config)
+    if runs != len(grid):
         raise ValueError(f"{config.update_from!r} holds {runs} runs, the update "
-                         f"{len(run.grid)}: the runs must continue one to one")
-    params = jax.tree_util.tree_map(lambda old, new: jnp.asarray(old, new.dtype),
-                                    old_params, run.state.params)
-    state = run.state._replace(params=params)
+                         f"{len(grid)}: the runs must continue one to one")
+    run = train_lib.build_run(config, start_from=lambda fresh: jax.tree_util.tree_map(
+        lambda old, new: jnp.asarray(old, new.dtype), old_params, fresh))
+    eng, hp, data, state = run.eng, run.hp, run.data, run.state
     pool = jax.tree_util.tree_map(jnp.asarray, data.train_pool(0))
     state = jax.jit(jax.vmap(lambda s, p, h: _offer_old_data(eng, s, p, h)))(state, pool, hp)
     state = eng.end_task(state, pool, hp)

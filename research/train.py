@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -289,9 +290,12 @@ def epochs_per_call(config: ml_collections.ConfigDict) -> int:
     return math.gcd(min(config.checkpoint_every_epochs, config.num_epochs), config.num_epochs)
 
 
-def build_run(config: ml_collections.ConfigDict) -> Run:
+def build_run(config: ml_collections.ConfigDict,
+              start_from: Callable[[Any], Any] | None = None) -> Run:
     """Loads the stream of every (seed, hyper-parameter) run, builds the engine, inits state,
-    and starts compiling the programs training calls next on a background thread."""
+    and starts compiling the programs training calls next on a background thread.
+    ``start_from`` maps the initial parameters (pretrained ones put in) to those the runs
+    start from, before any state is built on them (an update starts from its old run's)."""
     config_check.validate(config)
     method = algorithms.load(config.algorithm)
     grid = config_check.run_grid(config)
@@ -316,6 +320,8 @@ def build_run(config: ml_collections.ConfigDict) -> Run:
         # Before the state is built on them: a method's state that starts from the
         # parameters (SI's anchor, CLS-ER's mean models) starts from the weights trained.
         params = model_module.pretrained_params(config, params)
+    if start_from is not None:
+        params = start_from(params)
     state = eng.init_state(rngs, params, hp)
     test = jax.tree_util.tree_map(jnp.asarray, data.test)
     task_classes = jnp.asarray(data.task_classes)
