@@ -333,10 +333,15 @@ class Engine:
     def compile_seconds(self) -> float:
         return sum(f.compile_seconds for f in self.functions)
 
-    def init(self, rngs: jax.Array, hp: dict, sample_x: Any) -> RunState:
+    def init(self, rngs: jax.Array, hp: dict, sample_x: Any,
+             start_from: Callable[[Any], Any] | None = None) -> RunState:
         """Every run's initial state. The parameters come from a program of their own,
-        the same for every method on this model, so a comparison compiles it once."""
-        return self.init_state(rngs, self.init_params(rngs, sample_x), hp)
+        the same for every method on this model, so a comparison compiles it once.
+        ``start_from`` maps them to the parameters the runs start from (pretrained
+        weights put in) before the state is built on them: a method's state that starts
+        from the parameters (SI's anchor, CLS-ER's mean models) starts from those."""
+        params = self.init_params(rngs, sample_x)
+        return self.init_state(rngs, params if start_from is None else start_from(params), hp)
 
     def evaluate(self, state: RunState, test: Pool, task_classes: jax.Array,
                  hp: dict) -> dict[str, jax.Array]:

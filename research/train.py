@@ -315,14 +315,12 @@ def build_run(config: ml_collections.ConfigDict,
         epochs_per_call=epochs_per_call(config))
     rngs = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
     sample_x = jax.tree_util.tree_map(lambda a: jnp.asarray(a[0, 0, :1]), data.train_x)
-    params = eng.init_params(rngs, sample_x)
-    if hasattr(model_module, "pretrained_params"):
-        # Before the state is built on them: a method's state that starts from the
-        # parameters (SI's anchor, CLS-ER's mean models) starts from the weights trained.
-        params = model_module.pretrained_params(config, params)
-    if start_from is not None:
-        params = start_from(params)
-    state = eng.init_state(rngs, params, hp)
+    def starting_params(params: Any) -> Any:
+        if hasattr(model_module, "pretrained_params"):
+            params = model_module.pretrained_params(config, params)
+        return params if start_from is None else start_from(params)
+
+    state = eng.init(rngs, hp, sample_x, starting_params)
     test = jax.tree_util.tree_map(jnp.asarray, data.test)
     task_classes = jnp.asarray(data.task_classes)
     if not config.get("stream_chunk_steps", 0):  # a host-streamed run trains by chunks

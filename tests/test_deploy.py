@@ -118,7 +118,7 @@ def _tweets_csv(tmp_path) -> str:
 
 
 def _base_run(workdir, algorithm: str) -> str:
-    """A seconds-long fine-tuning run (the 'local' config) with ``algorithm``."""
+    """A seconds-long fine-tuning run (the 'runlocal' config) with ``algorithm``."""
     from research import train
 
     config = sentiment_finetune.get_config("runlocal")
