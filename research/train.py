@@ -35,7 +35,7 @@ from research import (
     report,
 )
 from research import engine as engine_lib
-from research.data import curriculum
+from research.curriculum.pacer import Pacer
 from research.data import load as data_load
 from research.data.stream import Stream
 
@@ -343,7 +343,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     random_init = distributed.fetch(eng.evaluate(state, test, task_classes, hp))
 
     runs, tasks, epochs = len(grid), data.num_tasks, config.num_epochs
-    pacer = curriculum.Pacer.from_config(config, seeds, data.train_y.shape[2], data.train_on,
+    pacer = Pacer.from_config(config, seeds, data.train_y.shape[2], data.train_on,
                                          eng.apply_fn)  # None: random order over every row
     stream = (host_stream.HostStream(eng, seeds, config.stream_chunk_steps)
               if config.get("stream_chunk_steps", 0) else None)

@@ -26,16 +26,16 @@ from ml_collections import config_flags
 from tqdm import tqdm
 
 from research import report, train
-from research.curriculum_report import parse_budgets, settings, stage_history, table
-from research.data import curriculum
+from research.curriculum import pacer
+from research.curriculum.report import parse_budgets, settings, stage_history, table
 from scripts import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file (default: "
     "research/configs/sentiment_curriculum.py).", lock_config=False)
 _OUTPUT = flags.DEFINE_string("output", None, "Directory for the runs and the table.")
-_CURRICULA = flags.DEFINE_list("curricula", list(curriculum.CURRICULA), "Difficulties to compare.")
-_PACINGS = flags.DEFINE_list("pacings", list(curriculum.PACINGS), "Pacings to compare.")
+_CURRICULA = flags.DEFINE_list("curricula", list(pacer.CURRICULA), "Difficulties to compare.")
+_PACINGS = flags.DEFINE_list("pacings", list(pacer.PACINGS), "Pacings to compare.")
 _BUDGETS = flags.DEFINE_list("budgets", ["1", "2", "4", "8", "20"],
                              "Epoch budgets, ascending; the last is the full run.")
 _TARGET = flags.DEFINE_float("target", 0.65, "Mean test accuracy whose first budget is reported.")

@@ -8,46 +8,46 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from research.data import curriculum as cl
+from research.curriculum import difficulty, pacing, self_paced, stages
 
 TEXTS = ["Good movie.", "the the the", "An utterly xylophonic, quixotic film!", ""]
 
 
 def test_token_lengths_and_tokenizer():
-    assert cl.simple_tokenize("Good movie.") == ["good", "movie", "."]
-    np.testing.assert_array_equal(cl.token_lengths(TEXTS), [3, 3, 7, 0])
+    assert difficulty.simple_tokenize("Good movie.") == ["good", "movie", "."]
+    np.testing.assert_array_equal(difficulty.token_lengths(TEXTS), [3, 3, 7, 0])
 
 
 def test_rare_word_rate_and_rarity():
-    counts = cl.word_counts(TEXTS[:3] + ["the good movie"] * 5)
+    counts = difficulty.word_counts(TEXTS[:3] + ["the good movie"] * 5)
     assert counts["the"] == 8 and counts["movie"] == 6
-    rates = cl.rare_word_rate(TEXTS, counts, min_count=5)
+    rates = difficulty.rare_word_rate(TEXTS, counts, min_count=5)
     np.testing.assert_allclose(rates, [1 / 3, 0.0, 1.0, 0.0])  # '.' seen once
-    rarity = cl.word_rarity(TEXTS, counts)
+    rarity = difficulty.word_rarity(TEXTS, counts)
     assert rarity[2] > rarity[0] > 0 and rarity[3] == 0
     # an unseen word is rarer than any seen one
-    assert cl.word_rarity(["zzz"], counts)[0] > cl.word_rarity(["the"], counts)[0]
+    assert difficulty.word_rarity(["zzz"], counts)[0] > difficulty.word_rarity(["the"], counts)[0]
 
 
 def test_teacher_loss_score_checks_input():
-    np.testing.assert_allclose(cl.teacher_loss_score([0.1, 2.0]), [0.1, 2.0], rtol=1e-6)
+    np.testing.assert_allclose(difficulty.teacher_loss_score([0.1, 2.0]), [0.1, 2.0], rtol=1e-6)
     with pytest.raises(ValueError, match="finite 1-D"):
-        cl.teacher_loss_score([0.1, np.nan])
+        difficulty.teacher_loss_score([0.1, np.nan])
     with pytest.raises(ValueError, match="finite 1-D"):
-        cl.teacher_loss_score(np.zeros((2, 2)))
+        difficulty.teacher_loss_score(np.zeros((2, 2)))
 
 
 def test_difficulty_order_and_cdf():
     scores = np.array([3.0, 1.0, 2.0, 1.0])
-    np.testing.assert_array_equal(cl.difficulty_order(scores), [1, 3, 2, 0])
-    np.testing.assert_allclose(cl.difficulty_cdf(scores), [1.0, 0.5, 0.75, 0.5])
+    np.testing.assert_array_equal(difficulty.difficulty_order(scores), [1, 3, 2, 0])
+    np.testing.assert_allclose(difficulty.difficulty_cdf(scores), [1.0, 0.5, 0.75, 0.5])
 
 
-@pytest.mark.parametrize("name", sorted(cl.PACING))
+@pytest.mark.parametrize("name", sorted(pacing.PACING))
 @pytest.mark.parametrize("c0", [0.01, 0.1, 0.5, 1.0])
 def test_pacing_bounds_monotone_and_endpoints(name, c0):
     total = 100
-    c = cl.pacing_function(name, total, c0)
+    c = pacing.pacing_function(name, total, c0)
     values = np.asarray(jax.vmap(c)(jnp.arange(-5, 130)))
     assert np.all(values >= c0 - 1e-6) and np.all(values <= 1.0)
     assert np.all(np.diff(values) >= -1e-6)
@@ -58,43 +58,44 @@ def test_pacing_bounds_monotone_and_endpoints(name, c0):
 
 def test_pacing_formulas():
     c0, total = 0.1, 100
-    np.testing.assert_allclose(float(cl.linear_competence(50, total, c0)), 0.55, rtol=1e-6)
+    np.testing.assert_allclose(float(pacing.linear_competence(50, total, c0)), 0.55, rtol=1e-6)
     root = np.sqrt(50 * (1 - c0**2) / total + c0**2)
-    np.testing.assert_allclose(float(cl.root_competence(50, total, c0)), root, rtol=1e-6)
+    np.testing.assert_allclose(float(pacing.root_competence(50, total, c0)), root, rtol=1e-6)
     cube = (50 * (1 - c0**3) / total + c0**3) ** (1 / 3)
-    np.testing.assert_allclose(float(cl.root_competence(50, total, c0, p=3)), cube, rtol=1e-6)
-    np.testing.assert_allclose(float(cl.exponential_competence(50, total, c0)), np.sqrt(c0))
-    steps = [float(cl.step_competence(t, total, c0, num_stages=4)) for t in (0, 24, 25, 74, 75)]
+    np.testing.assert_allclose(float(pacing.root_competence(50, total, c0, p=3)), cube, rtol=1e-6)
+    np.testing.assert_allclose(float(pacing.exponential_competence(50, total, c0)), np.sqrt(c0))
+    steps = [float(pacing.step_competence(t, total, c0, num_stages=4)) for t in (0, 24, 25, 74, 75)]
     np.testing.assert_allclose(steps, [0.1, 0.1, 0.325, 0.55, 0.775], rtol=1e-6)
 
 
 def test_pacing_jits_with_traced_step():
-    c = jax.jit(cl.pacing_function("root", 1000, 0.05))
+    c = jax.jit(pacing.pacing_function("root", 1000, 0.05))
     assert float(c(jnp.int32(1000))) == 1.0
 
 
 def test_pacing_rejects_bad_arguments():
     with pytest.raises(ValueError, match="unknown pacing 'cosine'"):
-        cl.pacing_function("cosine", 10)
+        pacing.pacing_function("cosine", 10)
     with pytest.raises(ValueError, match=r"c0 must be in \(0, 1\]"):
-        cl.pacing_function("linear", 10, c0=0.0)
+        pacing.pacing_function("linear", 10, c0=0.0)
     with pytest.raises(ValueError, match="total_steps must be positive"):
-        cl.pacing_function("root", 0)
+        pacing.pacing_function("root", 0)
     with pytest.raises(ValueError, match="num_stages"):
-        cl.pacing_function("step", 10, num_stages=0)
+        pacing.pacing_function("step", 10, num_stages=0)
 
 
 def test_easiest_subset_grows_with_competence():
-    order = cl.difficulty_order(np.array([5.0, 1.0, 4.0, 2.0, 3.0]))
-    np.testing.assert_array_equal(cl.easiest_subset(order, 0.01), [1])
-    np.testing.assert_array_equal(cl.easiest_subset(order, 0.4), [1, 3])
-    np.testing.assert_array_equal(cl.easiest_subset(order, 0.41), [1, 3, 4])
-    np.testing.assert_array_equal(cl.easiest_subset(order, 1.0), order)
+    order = difficulty.difficulty_order(np.array([5.0, 1.0, 4.0, 2.0, 3.0]))
+    np.testing.assert_array_equal(pacing.easiest_subset(order, 0.01), [1])
+    np.testing.assert_array_equal(pacing.easiest_subset(order, 0.4), [1, 3])
+    np.testing.assert_array_equal(pacing.easiest_subset(order, 0.41), [1, 3, 4])
+    np.testing.assert_array_equal(pacing.easiest_subset(order, 1.0), order)
 
 
 def test_sample_easiest_stays_in_the_easy_part_under_jit():
-    order = jnp.asarray(cl.difficulty_order(np.arange(100.0)[::-1]))  # hardest first in data
-    sample = jax.jit(cl.sample_easiest, static_argnums=3)
+    hardest_first = np.arange(100.0)[::-1]
+    order = jnp.asarray(difficulty.difficulty_order(hardest_first))
+    sample = jax.jit(pacing.sample_easiest, static_argnums=3)
     key = jax.random.key(0)
     for competence in (0.05, 0.3, 1.0):
         idx = np.asarray(sample(key, order, jnp.float32(competence), 2048))
@@ -106,23 +107,23 @@ def test_sample_easiest_stays_in_the_easy_part_under_jit():
 
 def test_advance_stage():
     thresholds = jnp.array([0.5, 0.7, 0.9])
-    assert int(cl.advance_stage(0, 0.49, thresholds, 3)) == 0
-    assert int(cl.advance_stage(0, 0.5, thresholds, 3)) == 1
-    assert int(cl.advance_stage(1, 0.6, thresholds, 3)) == 1
-    assert int(cl.advance_stage(2, 1.0, thresholds, 3)) == 2  # last stage is final
-    assert int(jax.jit(cl.advance_stage, static_argnums=3)(1, 0.8, 0.75, 3)) == 2
+    assert int(stages.advance_stage(0, 0.49, thresholds, 3)) == 0
+    assert int(stages.advance_stage(0, 0.5, thresholds, 3)) == 1
+    assert int(stages.advance_stage(1, 0.6, thresholds, 3)) == 1
+    assert int(stages.advance_stage(2, 1.0, thresholds, 3)) == 2  # last stage is final
+    assert int(jax.jit(stages.advance_stage, static_argnums=3)(1, 0.8, 0.75, 3)) == 2
 
 
 def test_self_paced_weights():
     losses = jnp.array([0.1, 0.5, 1.0, 2.0])
-    np.testing.assert_array_equal(cl.self_paced_hard_weights(losses, 1.0), [1, 1, 0, 0])
-    np.testing.assert_allclose(cl.self_paced_linear_weights(losses, 1.0), [0.9, 0.5, 0, 0])
-    lam = cl.self_paced_threshold(jnp.arange(4), 0.5, growth=2.0)
+    np.testing.assert_array_equal(self_paced.hard_weights(losses, 1.0), [1, 1, 0, 0])
+    np.testing.assert_allclose(self_paced.linear_weights(losses, 1.0), [0.9, 0.5, 0, 0])
+    lam = self_paced.threshold(jnp.arange(4), 0.5, growth=2.0)
     np.testing.assert_allclose(lam, [0.5, 1.0, 2.0, 4.0])
-    admitted = [float(cl.self_paced_hard_weights(losses, x).sum()) for x in lam]
+    admitted = [float(self_paced.hard_weights(losses, x).sum()) for x in lam]
     assert admitted == sorted(admitted) and admitted[-1] == 4
     with pytest.raises(ValueError, match="growth >= 1"):
-        cl.self_paced_threshold(0, 1.0, growth=0.5)
+        self_paced.threshold(0, 1.0, growth=0.5)
 
 
 def test_next_stage_follows_a_fake_accuracy_sequence():
@@ -131,7 +132,7 @@ def test_next_stage_follows_a_fake_accuracy_sequence():
     want = [0, 1, 1, 2, 2, 3, 3, 3]  # leaves stage k exactly when accuracy >= thresholds[k]
     stage, in_stage, got = 0, 0, []
     for accuracy in accuracies:
-        stage, in_stage = cl.next_stage(stage, in_stage, accuracy, thresholds)
+        stage, in_stage = stages.next_stage(stage, in_stage, accuracy, thresholds)
         got.append(int(stage))
     assert got == want
 
@@ -139,7 +140,7 @@ def test_next_stage_follows_a_fake_accuracy_sequence():
 def test_next_stage_is_per_run_and_the_limit_forces_a_stage():
     thresholds = jnp.array([0.5, 0.5])
     stage, in_stage = jnp.zeros(3, jnp.int32), jnp.zeros(3, jnp.int32)
-    step = jax.jit(cl.next_stage, static_argnums=4)
+    step = jax.jit(stages.next_stage, static_argnums=4)
     history = []
     for accuracy in ([0.6, 0.1, 0.1], [0.6, 0.1, 0.1], [0.0, 0.1, 0.9]):
         stage, in_stage = step(stage, in_stage, jnp.asarray(accuracy), thresholds, 2)
@@ -150,23 +151,23 @@ def test_next_stage_is_per_run_and_the_limit_forces_a_stage():
 
 
 def test_parse_thresholds_and_stage_competence():
-    np.testing.assert_allclose(cl.parse_thresholds("0.5, 0.6,0.65"), [0.5, 0.6, 0.65])
-    np.testing.assert_allclose(cl.parse_thresholds(0.7, num_stages=3), [0.7] * 3)
-    np.testing.assert_allclose(cl.parse_thresholds((0.5, 0.6)), [0.5, 0.6])
+    np.testing.assert_allclose(stages.parse_thresholds("0.5, 0.6,0.65"), [0.5, 0.6, 0.65])
+    np.testing.assert_allclose(stages.parse_thresholds(0.7, num_stages=3), [0.7] * 3)
+    np.testing.assert_allclose(stages.parse_thresholds((0.5, 0.6)), [0.5, 0.6])
     with pytest.raises(ValueError, match="has 2 values for config.num_stages=3"):
-        cl.parse_thresholds("0.5,0.6", num_stages=3)
+        stages.parse_thresholds("0.5,0.6", num_stages=3)
     with pytest.raises(ValueError, match=r"accuracies in \[0, 1\].*'0.5,high'"):
-        cl.parse_thresholds("0.5,high")
+        stages.parse_thresholds("0.5,high")
     with pytest.raises(ValueError, match=r"accuracies in \[0, 1\]"):
-        cl.parse_thresholds("65")
-    levels = cl.stage_competence(jnp.arange(4), 3, 0.1)
+        stages.parse_thresholds("65")
+    levels = stages.stage_competence(jnp.arange(4), 3, 0.1)
     np.testing.assert_allclose(levels, [0.1, 0.4, 0.7, 1.0], rtol=1e-6)
 
 
 def test_held_out_rows_take_a_fraction_of_each_task_from_the_key():
     task = jnp.asarray([0] * 30 + [1] * 30 + [2] * 30)
     valid = jnp.asarray(([True] * 25 + [False] * 5) * 2 + [False] * 30)  # task 2 is not in it
-    held_out = jax.jit(cl.held_out_rows, static_argnums=3)
+    held_out = jax.jit(stages.held_out_rows, static_argnums=3)
     held = np.asarray(held_out(jax.random.key(0), task, valid, 0.1))
     assert held[:30].sum() == 3 and held[30:60].sum() == 3 and not held[60:].any()
     assert not (held & ~np.asarray(valid)).any()

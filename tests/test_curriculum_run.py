@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from research import train
-from research.data import curriculum as cl
+from research.curriculum import difficulty, pacing, row_scores
+from research.curriculum.pacer import Pacer
 from research.data import sentiment
 
 
@@ -34,15 +35,15 @@ def _pool(valid: np.ndarray, features: int = 2) -> dict:
             "logit_mask": jnp.ones((runs, rows, 2), bool)}
 
 
-@pytest.mark.parametrize("pacing", sorted(cl.PACING))
-def test_mask_fraction_follows_competence(pacing):
+@pytest.mark.parametrize("schedule", sorted(pacing.PACING))
+def test_mask_fraction_follows_competence(schedule):
     rng = np.random.default_rng(1)
     scores = rng.normal(size=(2, 1, 30)).astype(np.float32)  # [R, T, N]
     valid = np.ones((2, 30), bool)
     valid[1, 25:] = False  # run 1 has 25 real rows, then padding
-    config = _config(pacing=pacing)
-    pacer = cl.Pacer(config, scores, "task", apply_fn=None)
-    competence = cl.pacing_function(pacing, 4, 0.1)
+    config = _config(pacing=schedule)
+    pacer = Pacer(config, scores, "task", apply_fn=None)
+    competence = pacing.pacing_function(schedule, 4, 0.1)
     for epoch in range(8):
         mask = np.asarray(pacer.pool(_pool(valid), 0, epoch, None)["valid"])
         chex.assert_shape(mask, (2, 30))
@@ -58,7 +59,7 @@ def test_mask_fraction_follows_competence(pacing):
 
 def test_joint_pools_rank_every_task_together():
     scores = np.arange(12, dtype=np.float32).reshape(1, 3, 4)[:, ::-1].copy()  # last task easiest
-    pacer = cl.Pacer(_config(c0=0.25, pacing="step"), scores, "all", apply_fn=None)
+    pacer = Pacer(_config(c0=0.25, pacing="step"), scores, "all", apply_fn=None)
     mask = np.asarray(pacer.pool(_pool(np.ones((1, 12), bool)), 2, 0, None)["valid"])
     np.testing.assert_array_equal(np.flatnonzero(mask[0]), [8, 9, 10])  # 3 of 12: task 2
 
@@ -68,7 +69,7 @@ def test_self_paced_keeps_the_rows_the_model_finds_easiest():
     pool = _pool(valid, features=1)
     # logits (x, -x) with label 0: loss falls as x grows, so the largest x are easiest.
     apply_fn = lambda params, x: jnp.concatenate([x * params, -x * params], -1)
-    pacer = cl.Pacer(_config(curriculum="self_paced", c0=0.3), None, "task", apply_fn)
+    pacer = Pacer(_config(curriculum="self_paced", c0=0.3), None, "task", apply_fn)
     mask = np.asarray(pacer.pool(pool, 0, 0, jnp.ones((1,)))["valid"])[0]
     largest = np.argsort(-np.asarray(pool["x"])[0, :, 0])[:3]
     np.testing.assert_array_equal(np.flatnonzero(mask), np.sort(largest))
@@ -78,7 +79,7 @@ def test_example_losses_match_a_direct_cross_entropy():
     x = jnp.asarray(np.random.default_rng(2).normal(size=(7, 3)), jnp.float32)
     y = jnp.asarray([0, 1, 2, 0, 1, 2, 0])
     mask = jnp.ones((7, 3), bool).at[:, 2].set(jnp.asarray([0, 0, 1, 1, 1, 1, 1], bool))
-    losses = cl.example_losses(lambda p, a: a * p, 1.0, x, y, mask, chunk=4)
+    losses = row_scores.example_losses(lambda p, a: a * p, 1.0, x, y, mask, chunk=4)
     logits = jnp.where(mask, x, -1e9)
     want = -jax.nn.log_softmax(logits)[jnp.arange(7), y]
     np.testing.assert_allclose(losses, want, rtol=1e-5)
@@ -87,20 +88,21 @@ def test_example_losses_match_a_direct_cross_entropy():
 def test_text_difficulties():
     texts = ["good", "bad film", "a truly great film", "awful, awful acting"] * 3
     labels = np.array([2, 0, 2, 0] * 3)
-    np.testing.assert_array_equal(cl.text_difficulty("length", texts, labels)[:4], [1, 2, 4, 4])
-    teacher = cl.text_difficulty("teacher_loss", texts, labels)
+    lengths = difficulty.text_difficulty("length", texts, labels)
+    np.testing.assert_array_equal(lengths[:4], [1, 2, 4, 4])
+    teacher = difficulty.text_difficulty("teacher_loss", texts, labels)
     assert teacher.shape == (12,) and np.all(np.isfinite(teacher)) and np.all(teacher > 0)
     with pytest.raises(ValueError, match="unknown text difficulty 'self_paced'"):
-        cl.text_difficulty("self_paced", texts, labels)
+        difficulty.text_difficulty("self_paced", texts, labels)
 
 
 def test_from_config_off_unknown_and_non_text():
-    assert cl.Pacer.from_config(_config(curriculum=""), [0], 4, "task", None) is None
-    assert cl.Pacer.from_config(ml_collections.ConfigDict({}), [0], 4, "task", None) is None
+    assert Pacer.from_config(_config(curriculum=""), [0], 4, "task", None) is None
+    assert Pacer.from_config(ml_collections.ConfigDict({}), [0], 4, "task", None) is None
     with pytest.raises(ValueError, match="unknown config.curriculum 'easy'"):
-        cl.Pacer.from_config(_config(curriculum="easy"), [0], 4, "task", None)
+        Pacer.from_config(_config(curriculum="easy"), [0], 4, "task", None)
     with pytest.raises(ValueError, match="dataset 'split_digits' has none"):
-        cl.Pacer.from_config(_config(dataset="split_digits"), [0], 4, "task", None)
+        Pacer.from_config(_config(dataset="split_digits"), [0], 4, "task", None)
 
 
 def _digits_results(config, workdir) -> np.ndarray:
@@ -133,11 +135,11 @@ def test_balanced_masks_take_the_fraction_within_each_class():
     scores = np.arange(12, dtype=np.float32)[None, None]  # class 0 holds the 8 easiest rows
     labels = np.array([[0] * 8 + [1] * 4])
     pool = {**_pool(np.ones((1, 12), bool)), "y": jnp.asarray(labels)}
-    pacer = cl.Pacer(_config(c0=0.25, pacing="step", curriculum_balanced=True), scores, "task",
+    pacer = Pacer(_config(c0=0.25, pacing="step", curriculum_balanced=True), scores, "task",
                      apply_fn=None)
     mask = np.asarray(pacer.pool(pool, 0, 0, None)["valid"])[0]
     np.testing.assert_array_equal(np.flatnonzero(mask), [0, 1, 8])  # 2 of 8, 1 of 4
-    plain = cl.Pacer(_config(c0=0.25, pacing="step"), scores, "task", apply_fn=None)
+    plain = Pacer(_config(c0=0.25, pacing="step"), scores, "task", apply_fn=None)
     np.testing.assert_array_equal(
         np.flatnonzero(np.asarray(plain.pool(pool, 0, 0, None)["valid"])[0]), [0, 1, 2])
 
@@ -155,7 +157,7 @@ def test_threshold_stages_advance_on_validation_accuracy_per_run():
     scores = np.random.default_rng(3).normal(size=(2, 1, 40)).astype(np.float32)
     apply_fn = lambda p, x: jnp.concatenate([jnp.full(x.shape[:1] + (1,), p), jnp.zeros(
         x.shape[:1] + (1,))], -1)
-    pacer = cl.Pacer(_threshold_config(), scores, "task", apply_fn, seeds=[0, 1])
+    pacer = Pacer(_threshold_config(), scores, "task", apply_fn, seeds=[0, 1])
     params = [[-1, 1], [-1, 1], [1, 1], [-1, 1], [1, 1], [1, 1]]  # per epoch, per run
     want_stage = [[0, 0], [0, 1], [1, 2], [1, 2], [2, 2], [2, 2]]
     for epoch, (p, stage) in enumerate(zip(params, want_stage, strict=True)):
@@ -181,24 +183,24 @@ def test_threshold_cap_gives_full_competence_and_state_round_trips():
     valid = np.ones((1, 20), bool)
     never = lambda p, x: jnp.zeros(x.shape[:1] + (2,)).at[:, 1].set(1.0)  # always wrong
     config = _threshold_config(curriculum_epochs=3, stage_thresholds="0.9,0.95")
-    pacer = cl.Pacer(config, np.zeros((1, 1, 20), np.float32), "task", never)
+    pacer = Pacer(config, np.zeros((1, 1, 20), np.float32), "task", never)
     counts = [int(np.asarray(pacer.pool(_pool(valid), 0, e, None)["valid"]).sum())
               for e in range(5)]
     assert counts == [4, 4, 4, 18, 18]  # c0=0.2 of 18 training rows until the cap at epoch 3
-    resumed = cl.Pacer(config, np.zeros((1, 1, 20), np.float32), "task", never)
+    resumed = Pacer(config, np.zeros((1, 1, 20), np.float32), "task", never)
     resumed.restore(pacer.state())
     assert resumed.state() == pacer.state()
 
 
 def test_threshold_config_errors_are_one_line():
     with pytest.raises(ValueError, match="unknown config.pacing 'thresh'; choose from .*threshold"):
-        cl.Pacer(_config(pacing="thresh"), None, "task", None)
+        Pacer(_config(pacing="thresh"), None, "task", None)
     with pytest.raises(ValueError, match=r"validation_fraction must be in \(0, 1\), got 1.5"):
-        cl.Pacer(_threshold_config(validation_fraction=1.5), None, "task", None)
+        Pacer(_threshold_config(validation_fraction=1.5), None, "task", None)
     with pytest.raises(ValueError, match="max_epochs_per_stage must be >= 0"):
-        cl.Pacer(_threshold_config(max_epochs_per_stage=-1), None, "task", None)
+        Pacer(_threshold_config(max_epochs_per_stage=-1), None, "task", None)
     with pytest.raises(ValueError, match="has 3 values for config.num_stages=2"):
-        cl.Pacer(_threshold_config(stage_thresholds="0.1,0.2,0.3"), None, "task", None)
+        Pacer(_threshold_config(stage_thresholds="0.1,0.2,0.3"), None, "task", None)
 
 
 def _threshold_digits(config):
@@ -256,7 +258,7 @@ def test_runlocal_threshold_run_from_the_command_line(tmp_path):
 
 
 def test_compare_takes_threshold_rows_and_reads_their_stages(tmp_path):
-    from research import curriculum_report
+    from research.curriculum import report as curriculum_report
 
     assert curriculum_report.settings(["length"], ["root", "threshold"]) == [
         ("", ""), ("length", "root"), ("length", "threshold")]
@@ -309,7 +311,7 @@ def test_compare_rerun_resumes_and_refuses_another_config(tmp_path):
 
 @pytest.mark.parametrize("values", [["1", "two"], ["2", "1"], ["0", "1"], [], ["1.5"]])
 def test_budgets_that_are_not_ascending_positive_integers_name_the_flag(values):
-    from research import curriculum_report
+    from research.curriculum import report as curriculum_report
 
     with pytest.raises(ValueError, match=r"^--budgets must be ascending positive integers, got "):
         curriculum_report.parse_budgets(values)

@@ -33,7 +33,7 @@ def get_config(runlocal: str = ""):
     config.encoder = "minilm"
     config.head = "pooled"
     config.finetune = "full"
-    # Curriculum (research/data/curriculum.py): '' trains on every row in random order;
+    # Curriculum (research/curriculum/): '' trains on every row in random order;
     # length | rare_words | teacher_loss | self_paced keep the easiest c(epoch) fraction.
     config.curriculum = ""
     config.pacing = "linear"  # linear | root | step | exponential

@@ -11,17 +11,17 @@ import os
 
 import numpy as np
 
-from research.data import curriculum
+from research.curriculum import pacer
 
 
 def settings(curricula: list[str], pacings: list[str]) -> list[tuple[str, str]]:
     """(curriculum, pacing) pairs: random order first."""
     for name in curricula:
-        if name not in curriculum.CURRICULA:
-            raise ValueError(f"unknown curriculum {name!r}; choose from {curriculum.CURRICULA}")
+        if name not in pacer.CURRICULA:
+            raise ValueError(f"unknown curriculum {name!r}; choose from {pacer.CURRICULA}")
     for name in pacings:
-        if name not in curriculum.PACINGS:
-            raise ValueError(f"unknown pacing {name!r}; choose from {list(curriculum.PACINGS)}")
+        if name not in pacer.PACINGS:
+            raise ValueError(f"unknown pacing {name!r}; choose from {list(pacer.PACINGS)}")
     return [("", "")] + [(c, p) for c in curricula for p in pacings]
 
 
