@@ -243,7 +243,7 @@ def test_seeds_whose_test_splits_differ_in_size_are_scored_on_their_own_rows(mon
     config.num_seeds = 2
     real = multitask.load_splits
     short = lambda cfg: (lambda tr, te: (tr, md.Split(te.x[:-5], te.y[:-5])))(*real(cfg))
-    monkeypatch.setattr(multitask, "load_splits",
+    monkeypatch.setattr(multitask.tasks, "load_splits",
                         lambda cfg: short(cfg) if cfg.seed == config.seed + 1 else real(cfg))
     train, test = multitask.load_seeded(config)
     assert test.valid.sum(1).tolist() == [64, 59]
