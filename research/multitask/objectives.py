@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import optax
+
+RowScore = Callable[[jax.Array, jax.Array], jax.Array]  # (task output, target) -> [N]
 
 
 def _mean(values: jax.Array, valid: jax.Array | None) -> jax.Array:
@@ -16,20 +18,26 @@ def _mean(values: jax.Array, valid: jax.Array | None) -> jax.Array:
     return jnp.sum(jnp.where(valid, values, 0.0)) / jnp.maximum(jnp.sum(valid), 1)
 
 
+def _per_task(regression_score: RowScore, class_score: RowScore, outputs: Sequence[jax.Array],
+              y: jax.Array, regression: Sequence[bool], valid: jax.Array | None) -> jax.Array:
+    """``[T]``: each task's mean row score, its column of ``y`` the target."""
+    values = []
+    for t, (out, is_regression) in enumerate(zip(outputs, regression, strict=True)):
+        if is_regression:
+            values.append(_mean(regression_score(out[:, 0], y[:, t]), valid))
+        else:
+            values.append(_mean(class_score(out, y[:, t].astype(jnp.int32)), valid))
+    return jnp.stack(values)
+
+
 def task_losses(
     outputs: Sequence[jax.Array], y: jax.Array, regression: Sequence[bool],
     valid: jax.Array | None = None,
 ) -> jax.Array:
     """Per-task losses ``[T]``: cross-entropy for classification tasks, MSE for regression."""
-    losses = []
-    for t, (out, is_regression) in enumerate(zip(outputs, regression, strict=True)):
-        if is_regression:
-            losses.append(_mean(jnp.square(out[:, 0] - y[:, t]), valid))
-        else:
-            labels = y[:, t].astype(jnp.int32)
-            losses.append(_mean(optax.softmax_cross_entropy_with_integer_labels(out, labels),
-                                valid))
-    return jnp.stack(losses)
+    return _per_task(lambda out, target: jnp.square(out - target),
+                     optax.softmax_cross_entropy_with_integer_labels,
+                     outputs, y, regression, valid)
 
 
 def task_metrics(
@@ -37,10 +45,6 @@ def task_metrics(
     valid: jax.Array | None = None,
 ) -> jax.Array:
     """Per-task metrics ``[T]``: accuracy for classification, MAE for regression."""
-    values = []
-    for t, (out, is_regression) in enumerate(zip(outputs, regression, strict=True)):
-        if is_regression:
-            values.append(_mean(jnp.abs(out[:, 0] - y[:, t]), valid))
-        else:
-            values.append(_mean(jnp.argmax(out, -1) == y[:, t].astype(jnp.int32), valid))
-    return jnp.stack(values)
+    return _per_task(lambda out, target: jnp.abs(out - target),
+                     lambda out, labels: jnp.argmax(out, -1) == labels,
+                     outputs, y, regression, valid)
