@@ -1,12 +1,14 @@
-"""scripts.bench as a user runs it: bad flags are refused before minutes of measuring, and
-the PyTorch references find their interpreter (each test a process of its own: the
-command's flags would clash with other scripts' in this one)."""
+"""scripts.bench as a user runs it: bad flags are refused before minutes of measuring, the
+PyTorch references find their interpreter (each in a process of its own: the command's
+flags would clash with other scripts' in this one), and bench.md says what was measured."""
 
 import json
 import subprocess
 import sys
 
 import pytest
+
+from research.bench.markdown import bench_markdown
 
 
 @pytest.mark.parametrize("flag, value, says", [
@@ -117,13 +119,13 @@ def test_a_failed_memory_run_is_reported_not_raised():
     memory = _bench_call("_memory_growth", 2)
     assert memory == {"skipped": "scripts.run of ER at 2 tasks failed: "
                                  "RuntimeError: out of memory"}
-    markdown = _bench_call("_markdown", _report(memory=memory))
+    markdown = bench_markdown(_report(memory=memory))
     assert f"Peak memory not measured: {memory['skipped']}" in markdown
 
 
 def test_markdown_gives_the_vmapped_runs_steps_per_second():
     # The issue asks for steps/s and wall time of the vmapped seeds as of each method.
-    markdown = _bench_call("_markdown", _report(memory={"skipped": "not run"}))
+    markdown = bench_markdown(_report(memory={"skipped": "not run"}))
     assert ("5 seeds vmapped: 8.0 s wall, compile included, 900 steps/s (each step trains "
             "all 5), vs 30.0 s for separate runs (3.8x).") in markdown
 
@@ -133,8 +135,8 @@ def test_markdown_gives_the_device_memory_where_the_state_lives_on_one():
     memory = {"er_2_tasks": peaks(900, 40), "er_5_tasks": peaks(918, 42),
               "host_growth_ratio": 1.02, "state_bytes_2_tasks": 2**20,
               "state_bytes_5_tasks": 2**20}
-    gpu = _bench_call("_markdown", _report(memory=memory))
+    gpu = bench_markdown(_report(memory=memory))
     assert ("Peak host memory, ER: 900 MiB at 2 tasks, 918 MiB at 5 (ratio 1.02)" in gpu
             and "Peak device memory: 40 MiB at 2 tasks, 42 MiB at 5 (ratio 1.05)." in gpu)
     memory["er_2_tasks"]["device"] = memory["er_5_tasks"]["device"] = 0  # a CPU reports none
-    assert "Peak device memory" not in _bench_call("_markdown", _report(memory=memory))
+    assert "Peak device memory" not in bench_markdown(_report(memory=memory))
