@@ -51,7 +51,7 @@ import jax
 import numpy as np
 from absl import flags, logging
 
-from research import engine, report, train
+from research import compiled, report, train
 from research.bench import measure, peer, runs
 from research.bench.markdown import bench_markdown
 from scripts import cli
@@ -165,7 +165,7 @@ def _ours(methods: list[str], epochs: int, seeds: int, rounds: int, avalanche: _
         return os.path.join(caches.name, str(run))
 
     def comparison_from_cold() -> None:
-        engine.forget_compiled()  # it compiles from cold, sharing what its methods share
+        compiled.forget_compiled()  # it compiles from cold, sharing what its methods share
         _progress(f"the comparison, {seeds} seeds, from cold ({len(cold) + 1} of {rounds})")
         with measure.persistent_compilation_cache(cache_of(len(cold))):
             cold.append(measure.run_comparison(config, present))
@@ -182,7 +182,7 @@ def _ours(methods: list[str], epochs: int, seeds: int, rounds: int, avalanche: _
             comparison_from_cold()
         figures, median = measure.median_run(cold)
         whole = {**median, "cold_runs": [run for _, run in cold]}
-        engine.forget_compiled()
+        compiled.forget_compiled()
         _progress("the comparison again, its programs in the compilation cache")
         with measure.persistent_compilation_cache(cache_of(rounds - 1)):  # the last cold run's
             whole["rerun"] = measure.run_comparison(config, present)[1]
@@ -196,11 +196,11 @@ def _ours(methods: list[str], epochs: int, seeds: int, rounds: int, avalanche: _
 
 def _seeds(seeds: int, epochs: int) -> dict:
     _progress(f"{seeds} seeds vmapped, then as separate runs")
-    engine.forget_compiled()
+    compiled.forget_compiled()
     vmapped = measure.run_ours(measure.bench_config("naive", epochs, seeds=seeds))
     separate = []
     for seed in range(seeds):  # as separate processes would: each compiles from cold
-        engine.forget_compiled()
+        compiled.forget_compiled()
         separate.append(measure.run_ours(measure.bench_config("naive", epochs, seed=seed)))
     total = sum(r["wall_seconds"] for r in separate)
     return {"vmapped": vmapped, "separate_wall_seconds": total,

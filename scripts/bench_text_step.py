@@ -32,7 +32,7 @@ from absl import flags
 from models.text.heads import HEADS, TextClassifier, init_classifier
 from models.text.load import MINILM, load_encoder
 from research import adam, distributed
-from research.engine import compiler_options
+from research.compiled import compiler_options
 from scripts import cli
 
 _MODEL = flags.DEFINE_string("model", MINILM, "Encoder to fine-tune.")

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from research import engine, train
+from research import compiled, engine, train
 from research.data.digits import split_digits
 
 
@@ -51,9 +51,7 @@ def test_compiles_and_state_do_not_grow_with_tasks(digits_config, tmp_path):
 
 
 def test_methods_on_one_model_share_parameter_init_and_evaluation(digits_config):
-    from research import engine as engine_lib
-
-    engine_lib.forget_compiled()
+    compiled.forget_compiled()
     runs = {}
     for name in ("naive", "ewc", "icarl"):
         digits_config.algorithm = name
@@ -72,16 +70,14 @@ def test_methods_on_one_model_share_parameter_init_and_evaluation(digits_config)
     # iCaRL classifies by nearest class mean, from its state: a program of its own.
     assert executable(icarl.evaluate_program) is not executable(naive.evaluate_program)
     assert executable(ewc.init_state) is not executable(naive.init_state)
-    engine_lib.forget_compiled()
+    compiled.forget_compiled()
     digits_config.algorithm = "naive"
     again = train.build_run(digits_config).eng
     assert executable(again.init_params) is not executable(naive.init_params)
 
 
 def test_run_programs_compile_in_the_background_and_are_the_ones_called(digits_config):
-    from research import engine as engine_lib
-
-    engine_lib.forget_compiled()
+    compiled.forget_compiled()
     run = train.build_run(digits_config)
     eng = run.eng
     started = {f.name: next(iter(f._cache.values()))
@@ -97,9 +93,7 @@ def test_run_programs_compile_in_the_background_and_are_the_ones_called(digits_c
 
 
 def test_a_background_compile_error_surfaces_at_the_call():
-    from research import engine as engine_lib
-
-    bad = engine_lib.Compiled(lambda x: jnp.reshape(x, (7,)), "bad")
+    bad = compiled.Compiled(lambda x: jnp.reshape(x, (7,)), "bad")
     bad.precompile(jnp.ones(3))
     with pytest.raises(TypeError, match="reshape"):
         bad(jnp.ones(3))
@@ -109,12 +103,10 @@ def test_a_shared_program_reads_its_own_arguments():
     """Two functions equal but for which hyper-parameter they read: l2 run after the other
     quadratic methods in one process once got another method's strength from the program
     cache (task-IL ACC 0.56, not 0.996)."""
-    from research import engine as engine_lib
-
     hp = {"a": jnp.float32(2.0), "b": jnp.float32(3.0)}
     x = jnp.ones(3)
-    by_a = engine_lib.Compiled(lambda x, hp: x * hp["a"], "by_a")
-    by_b = engine_lib.Compiled(lambda x, hp: x * hp["b"], "by_b")
+    by_a = compiled.Compiled(lambda x, hp: x * hp["a"], "by_a")
+    by_b = compiled.Compiled(lambda x, hp: x * hp["b"], "by_b")
     np.testing.assert_array_equal(by_a(x, hp), 2 * x)
     np.testing.assert_array_equal(by_b(x, hp), 3 * x)
 

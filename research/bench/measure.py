@@ -51,7 +51,7 @@ def handwritten_loop(hidden: tuple[int, ...] = (400, 400), batch: int = 32,
     import optax
     from sklearn.datasets import load_digits
 
-    from research import adam, engine
+    from research import adam, compiled
 
     x, y = load_digits(return_X_y=True)
     x, y = jnp.asarray(x / 16.0, jnp.float32), jnp.asarray(y)
@@ -78,7 +78,7 @@ def handwritten_loop(hidden: tuple[int, ...] = (400, 400), batch: int = 32,
 
     ids = jax.random.randint(jax.random.PRNGKey(1), (steps, batch), 0, x.shape[0])
     carry = (params, opt.init(params))
-    run = jax.jit(run).lower(*carry, ids).compile(engine.compiler_options())  # as the engine's
+    run = jax.jit(run).lower(*carry, ids).compile(compiled.compiler_options())  # as the engine's
     carry = jax.block_until_ready(run(*carry, ids))  # warm
 
     def turn() -> float:
