@@ -9,7 +9,7 @@ from concurrent import futures
 
 import ml_collections
 
-from research import config_check, host_memory, report, train
+from research import config_check, host_memory, report, train, workdirs
 
 METRICS = ("ACC", "BWT", "forgetting")
 
@@ -77,7 +77,7 @@ def compare(config: ml_collections.ConfigDict, algorithms: list[str], workdir: s
         run_config.algorithm = algorithm
         config_check.validate(run_config)
         configs.append(run_config)
-    train.writable_directory(workdir)  # one line naming it, before any method runs
+    workdirs.writable_directory(workdir)  # one line naming it, before any method runs
     rows, per_method = [], {}
     with futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="next_method") as ahead:
         upcoming = ahead.submit(train.build_run, configs[0])

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 import algorithms
 import models
-from research import checkpoint, config_check
+from research import checkpoint, config_check, workdirs
 from research import engine as engine_lib
 from research import train as train_lib
 from research.configs import sentiment_domains
@@ -154,7 +154,7 @@ def prepare_update(config: ml_collections.ConfigDict, workdir: str,
     config_check.validate(config)
     # The config as train_and_evaluate records it: a config.json holding other methods'
     # hyper-parameters (the old run's) would read as another run when the update starts.
-    train_lib.prepare_workdir(workdir, train_lib.run_identity(config), overwrite)
+    workdirs.prepare(workdir, train_lib.run_identity(config), overwrite)
     if (os.path.isdir(os.path.join(workdir, "checkpoints"))
             and checkpoint.manager(workdir, 1).latest_step() is not None):
         return
@@ -187,7 +187,7 @@ def update(config: ml_collections.ConfigDict, workdir: str, overwrite: bool = Fa
     """Prepares (once) and runs the update; results.json of a two-task run. A workdir
     holding another run is refused before any work, or cleared with ``overwrite``."""
     if os.path.abspath(workdir) == os.path.abspath(config.update_from):
-        raise train_lib.WorkdirError(f"workdir {workdir!r} is the run to update: the updated "
+        raise workdirs.WorkdirError(f"workdir {workdir!r} is the run to update: the updated "
                                      "run needs a --workdir of its own")
     prepare_update(config, workdir, overwrite)
     return train_lib.train_and_evaluate(config, workdir)

@@ -12,7 +12,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -33,22 +32,12 @@ from research import (
     metrics,
     optim,
     report,
+    workdirs,
 )
 from research import engine as engine_lib
 from research.curriculum.pacer import Pacer
 from research.data import load as data_load
 from research.data.stream import Stream
-
-# Config fields added after runs were already written, at the value that reproduces
-# what those runs did: a stored config without one is the same run.
-FIELDS_ADDED_LATER = {"shard_data": False, "shard_runs": False, "stream_chunk_steps": 0,
-                      # read only by pacing='threshold', so any value reproduces older runs
-                      "stage_thresholds": "0.5,0.55,0.6", "num_stages": 0,
-                      "validation_fraction": 0.1, "max_epochs_per_stage": 0}
-
-
-class WorkdirError(ValueError):
-    """The workdir cannot be used for this run."""
 
 
 class NonFiniteError(FloatingPointError):
@@ -126,10 +115,6 @@ class RunData:
         return self.pool(stage_task, current_only=self.train_on == "task")
 
 
-# What a run shows and keeps, not what it computes: a resume may change them.
-OPERATIONAL = ("progress", "plots", "tensorboard", "keep_checkpoints")
-
-
 def run_identity(config: ml_collections.ConfigDict) -> dict:
     """The config as it defines this run: other methods' hyper-parameters left out."""
     own = set(algorithms.load(config.algorithm).HPARAMS)
@@ -137,71 +122,6 @@ def run_identity(config: ml_collections.ConfigDict) -> dict:
     for group in ("hp", "sweep"):
         identity[group] = {k: v for k, v in identity[group].items() if k in own}
     return identity
-
-
-def prepare_workdir(workdir: str, identity: dict, overwrite: bool) -> None:
-    """Creates the workdir, or refuses one that holds a run of another ``identity`` (the
-    config as it defines the run's numbers, written to ``config.json``).
-
-    With many processes only process 0 clears and creates it; the others wait
-    for its verdict, so ``--overwrite`` never removes another's files, and a
-    refusal reaches every process as the same one-line error.
-    """
-    refusal = ""
-    if distributed.is_primary():
-        try:
-            _claim_workdir(workdir, identity, overwrite)
-        except WorkdirError as err:
-            refusal = str(err)
-    refusal = distributed.text_of_process_0(refusal)
-    if refusal:
-        raise WorkdirError(refusal)
-
-
-def writable_directory(path: str, name: str = "workdir") -> str:
-    """``path``, created if need be; WorkdirError (``name`` and why) when it cannot be
-    created or written, so a run finds out before its work rather than at its end."""
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as err:
-        raise WorkdirError(f"cannot create {name} {path!r}: {err.strerror}") from None
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise WorkdirError(f"{name} {path!r} is not writable")
-    return path
-
-
-def writable_file(path: str, name: str) -> str:
-    """``path``, once its folder can be written and it is no directory: a report's path,
-    checked before the work whose result it holds (WorkdirError naming ``name``)."""
-    if os.path.isdir(path):
-        raise WorkdirError(f"{name} {path!r} is a directory; give a file name")
-    writable_directory(os.path.dirname(os.path.abspath(path)), f"{name} folder")
-    return path
-
-
-# What a start writes before its run writes anything: a start that failed there (a
-# missing data file, a mesh that does not fit) leaves no run to protect.
-_BEFORE_ANY_RUN = ("config.json", "xla_cache")
-
-
-def _claim_workdir(workdir: str, wanted: dict, overwrite: bool) -> None:
-    config_path = os.path.join(workdir, "config.json")
-    if overwrite and os.path.isdir(workdir):
-        shutil.rmtree(workdir)
-    writable_directory(workdir)
-    if os.path.exists(config_path):
-        with open(config_path) as f:
-            later = {k: v for k, v in FIELDS_ADDED_LATER.items() if k in wanted}
-            found = {**later, **json.load(f)}
-        diff = sorted(k for k in set(found) | set(wanted)
-                      if k not in OPERATIONAL and found.get(k) != wanted.get(k))
-        if not diff:
-            return
-        if any(name not in _BEFORE_ANY_RUN for name in os.listdir(workdir)):
-            raise WorkdirError(
-                f"workdir {workdir!r} holds a run of a different config (fields differ: "
-                f"{', '.join(diff)}); use another --workdir or pass --overwrite")
-    report.write_json(config_path, wanted)
 
 
 def _check_finite(rows: list[dict]) -> None:
@@ -336,7 +256,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     ``run``: ``build_run(config)`` when the caller built it already (a comparison builds
     the next method's while one trains)."""
     config_check.validate(config)
-    prepare_workdir(workdir, run_identity(config), overwrite)
+    workdirs.prepare(workdir, run_identity(config), overwrite)
     run = run or build_run(config)
     grid, seeds, data, eng, hp, state = run.grid, run.seeds, run.data, run.eng, run.hp, run.state
     test, task_classes = run.test, run.task_classes

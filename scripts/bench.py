@@ -51,7 +51,7 @@ import jax
 import numpy as np
 from absl import flags, logging
 
-from research import compiled, report, train
+from research import compiled, report, workdirs
 from research.bench import measure, peer, runs
 from research.bench.markdown import bench_markdown
 from scripts import cli
@@ -358,7 +358,7 @@ def main(argv: list[str]) -> None:
     cli.no_arguments(argv)
     logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint save at INFO
     jax.config.update("jax_enable_compilation_cache", False)  # every compile from cold
-    cli.run_guarded(lambda: train.writable_directory(_OUTPUT.value, "--output folder"))
+    cli.run_guarded(lambda: workdirs.writable_directory(_OUTPUT.value, "--output folder"))
     start = time.perf_counter()
     result: dict = {"machine": _machine(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
                     "config": {"epochs": _EPOCHS.value, "seeds": _SEEDS.value,

@@ -16,7 +16,8 @@ from absl import app, flags, logging
 
 from research.checkpoint import CheckpointError
 from research.config_check import ConfigError
-from research.train import NonFiniteError, WorkdirError
+from research.train import NonFiniteError
+from research.workdirs import WorkdirError
 
 USER_ERRORS = (ConfigError, WorkdirError, CheckpointError, NonFiniteError, FileNotFoundError,
                ValueError)

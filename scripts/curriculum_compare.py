@@ -25,7 +25,7 @@ from absl import flags
 from ml_collections import config_flags
 from tqdm import tqdm
 
-from research import report, train
+from research import report, train, workdirs
 from research.curriculum import pacer
 from research.curriculum.report import parse_budgets, settings, stage_history, table
 from scripts import cli
@@ -100,7 +100,7 @@ def main(argv):
     # Every run has the same shapes: compiled once, then loaded from OUTPUT/xla_cache
     # (or JAX_COMPILATION_CACHE_DIR, when set).
     cli.run_guarded(lambda: print(compare(
-        _CONFIG.value, train.writable_directory(_OUTPUT.value, "--output folder"),
+        _CONFIG.value, workdirs.writable_directory(_OUTPUT.value, "--output folder"),
         _CURRICULA.value, _PACINGS.value, parse_budgets(_BUDGETS.value), _TARGET.value,
         _OVERWRITE.value), end=""), _OUTPUT.value)
 

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from models.text.load import MINILM, load_encoder, tokenize
 from models.text.sentence import MAX_LENGTH, embed
-from research import report, train
+from research import report, workdirs
 from scripts import cli
 
 _MODEL = flags.DEFINE_string("model", MINILM, f"{MINILM!r} or a local Hugging Face BERT directory.")
@@ -69,7 +69,7 @@ def save(path: str, vectors: np.ndarray) -> None:
 
 def _run() -> None:
     # The path is checked before the texts are encoded, not when the result is saved.
-    train.writable_file(_OUTPUT.value, "--output")
+    workdirs.writable_file(_OUTPUT.value, "--output")
     texts = read_lines(_INPUT.value)
     vectors = embed_texts(texts, _MODEL.value, _BATCH_SIZE.value, _MAX_LENGTH.value)
     save(_OUTPUT.value, vectors)

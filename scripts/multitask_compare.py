@@ -27,8 +27,7 @@ from tqdm.auto import tqdm
 
 from algorithms import mtl_weighting
 from models import multitask as mt_models
-from research import multitask, report
-from research import train as train_lib
+from research import multitask, report, workdirs
 from scripts import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -51,7 +50,7 @@ def _check(values: list[str], choices: tuple[str, ...], flag: str) -> None:
 def run_all(config: ml_collections.ConfigDict, workdir: str, archs: list[str],
             weightings: list[str], overwrite: bool = False) -> list[dict]:
     """Baselines once, then each arch x weighting; returns one row per run."""
-    train_lib.prepare_workdir(workdir, multitask.identity(config), overwrite)
+    workdirs.prepare(workdir, multitask.identity(config), overwrite)
     train, test = multitask.load_seeded(config)
     single = multitask.single_task_baselines(
         config, train, test, progress=False, ckpt_dir=os.path.join(workdir, "single_task"))

@@ -18,7 +18,7 @@ import os
 
 from absl import flags
 
-from research import report, suite, train
+from research import report, suite, workdirs
 from scripts import cli
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/suite", "Where every run is written.")
@@ -33,8 +33,8 @@ def main(argv):
     cli.no_arguments(argv)
 
     def go():
-        train.writable_directory(_WORKDIR.value)
-        output = train.writable_file(
+        workdirs.writable_directory(_WORKDIR.value)
+        output = workdirs.writable_file(
             _OUTPUT.value or os.path.join(_WORKDIR.value, "results_continual.md"), "--results")
         text = suite.run_suite(_WORKDIR.value, _NUM_SEEDS.value, _METHODS.value,
                                _OVERWRITE.value)

@@ -14,7 +14,7 @@ import pathlib
 
 from absl import flags
 
-from research import baselines, report, train
+from research import baselines, report, workdirs
 from research.data import sentiment
 from scripts import cli
 
@@ -47,7 +47,7 @@ def _thresholds() -> tuple[float, float]:
 
 def _run() -> None:
     low, high = _thresholds()
-    output = pathlib.Path(train.writable_directory(_OUTPUT.value, "--output folder"))
+    output = pathlib.Path(workdirs.writable_directory(_OUTPUT.value, "--output folder"))
     splits = sentiment.load_domains(
         _DOMAINS.value, _SEED.value, (low, high), _MAX_EXAMPLES.value, _CACHE_DIR.value
     )

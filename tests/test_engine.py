@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from research import compiled, engine, train
+from research import compiled, engine, train, workdirs
 from research.data.digits import split_digits
 
 
@@ -174,15 +174,15 @@ def test_vmapped_seed_matches_single_run(digits_config, tmp_path):
 def test_workdir_of_other_config_is_refused(digits_config, tmp_path):
     _run(digits_config, tmp_path)
     digits_config.learning_rate = 0.01
-    with pytest.raises(train.WorkdirError, match="learning_rate"):
+    with pytest.raises(workdirs.WorkdirError, match="learning_rate"):
         _run(digits_config, tmp_path)
     train.train_and_evaluate(digits_config, str(tmp_path), overwrite=True)
 
 
 def test_a_start_that_failed_before_its_run_does_not_hold_the_workdir(tmp_path):
-    train.prepare_workdir(str(tmp_path), {"learning_rate": 0.1}, overwrite=False)
+    workdirs.prepare(str(tmp_path), {"learning_rate": 0.1}, overwrite=False)
     (tmp_path / "xla_cache").mkdir()  # its build failed here: no checkpoint, no report
-    train.prepare_workdir(str(tmp_path), {"learning_rate": 0.01}, overwrite=False)
+    workdirs.prepare(str(tmp_path), {"learning_rate": 0.01}, overwrite=False)
     assert json.loads((tmp_path / "config.json").read_text()) == {"learning_rate": 0.01}
 
 
@@ -223,7 +223,7 @@ def test_workdir_written_before_a_field_existed_still_resumes(digits_config, tmp
     (tmp_path / "config.json").write_text(json.dumps(stored))
     assert _run(digits_config, tmp_path)["class_il"] == first["class_il"]
     digits_config.stream_chunk_steps = 4  # a value that changes the run is still refused
-    with pytest.raises(train.WorkdirError, match="stream_chunk_steps"):
+    with pytest.raises(workdirs.WorkdirError, match="stream_chunk_steps"):
         _run(digits_config, tmp_path)
 
 

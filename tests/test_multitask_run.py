@@ -14,10 +14,10 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from algorithms import mtl_weighting as mtw
-from research import checkpoint, multitask, train
+from research import checkpoint, multitask, workdirs
 from research.configs import multi_digits as config_lib
 from research.data import multi_digits as md
-from research.train import WorkdirError
+from research.workdirs import WorkdirError
 
 
 def _tiny(arch: str = "cross_stitch", weighting: str = "uw"):
@@ -183,7 +183,7 @@ def test_delta_m_is_the_mean_of_per_seed_delta_m():
 
 def test_workdir_of_another_config_is_refused_unless_overwrite(tmp_path):
     config = _tiny()
-    prepare = lambda workdir, config, overwrite: train.prepare_workdir(
+    prepare = lambda workdir, config, overwrite: workdirs.prepare(
         workdir, multitask.identity(config), overwrite)
     prepare(str(tmp_path), config, overwrite=False)
     (tmp_path / "stale.txt").write_text("x")

@@ -31,8 +31,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from research import report
-from research import train as train_lib
+from research import report, workdirs
 from research.multitask.fit import fit, single_task_baselines
 from research.multitask.plots import write_plots
 from research.multitask.summary import cross_stitch_alphas, seed_summary
@@ -60,7 +59,7 @@ def train_and_evaluate(
     ``single_task`` (per task, one value per seed) skips training the baselines.
     """
     validate(config)
-    train_lib.prepare_workdir(workdir, identity(config), overwrite)
+    workdirs.prepare(workdir, identity(config), overwrite)
     tasks = tasks_of(config)
     train, test = load_seeded(config)
     result = fit(config, train, test, progress, ckpt_dir=workdir)
