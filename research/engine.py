@@ -27,7 +27,7 @@ from research.compiled import Compiled
 
 threefry_cpu.use_unrolled_threefry()  # the same bits, without a while loop per draw
 
-Pool = dict[str, jax.Array]  # x, y, logit_mask, task, valid: one run's training data
+Pool = dict[str, jax.Array]  # x, y, logit_mask, task, valid (weight): one run's rows
 
 
 class RunState(NamedTuple):
@@ -69,10 +69,12 @@ def split_hparams(hp: dict) -> tuple[dict, dict]:
 
 
 def _as_batch(pool: Pool, ids: jax.Array) -> base.Batch:
-    """Rows ``ids`` of the pool; ``x`` may be a pytree (token ids and masks for text)."""
+    """Rows ``ids`` of the pool; ``x`` may be a pytree (token ids and masks for text). A
+    row's weight in the loss is 1 where it is valid, or the pool's own ``weight``
+    (a curriculum's soft self-paced weights)."""
     batch = {k: jax.tree_util.tree_map(lambda a: a[ids], pool[k])
              for k in ("x", "y", "logit_mask", "task")}
-    batch["weight"] = pool["valid"][ids].astype(jnp.float32)
+    batch["weight"] = pool.get("weight", pool["valid"])[ids].astype(jnp.float32)
     return batch
 
 

@@ -19,7 +19,8 @@ from research import distributed, report
 FIELDS_ADDED_LATER = {"shard_data": False, "shard_runs": False, "stream_chunk_steps": 0,
                       # read only by pacing='threshold', so any value reproduces older runs
                       "stage_thresholds": "0.5,0.55,0.6", "num_stages": 0,
-                      "validation_fraction": 0.1, "max_epochs_per_stage": 0}
+                      "validation_fraction": 0.1, "max_epochs_per_stage": 0,
+                      "self_paced_weights": "hard"}
 
 
 class WorkdirError(ValueError):

@@ -114,16 +114,29 @@ def test_advance_stage():
     assert int(jax.jit(stages.advance_stage, static_argnums=3)(1, 0.8, 0.75, 3)) == 2
 
 
-def test_self_paced_weights():
+def test_self_paced_linear_weights():
     losses = jnp.array([0.1, 0.5, 1.0, 2.0])
-    np.testing.assert_array_equal(self_paced.hard_weights(losses, 1.0), [1, 1, 0, 0])
     np.testing.assert_allclose(self_paced.linear_weights(losses, 1.0), [0.9, 0.5, 0, 0])
-    lam = self_paced.threshold(jnp.arange(4), 0.5, growth=2.0)
-    np.testing.assert_allclose(lam, [0.5, 1.0, 2.0, 4.0])
-    admitted = [float(self_paced.hard_weights(losses, x).sum()) for x in lam]
-    assert admitted == sorted(admitted) and admitted[-1] == 4
-    with pytest.raises(ValueError, match="growth >= 1"):
-        self_paced.threshold(0, 1.0, growth=0.5)
+
+
+def test_admitted_weights_fall_to_the_cut_and_are_one_at_full_competence():
+    losses = jnp.array([0.2, 0.4, 0.8, 2.0, 0.1])
+    rows = jnp.array([True, True, True, True, False])  # the last row is padding
+    admitted = jnp.array([True, True, False, False, False])
+    # lambda = 0.8, the lowest loss left out; the padding's lower loss does not count.
+    np.testing.assert_allclose(self_paced.admitted_weights(losses, rows, admitted),
+                               [0.75, 0.5, 0, 0, 0])
+    every = self_paced.admitted_weights(losses, rows, rows)
+    np.testing.assert_array_equal(every, [1, 1, 1, 1, 0])
+
+
+def test_balanced_admitted_weights_cut_each_class_apart():
+    losses = jnp.array([0.2, 0.4, 1.0, 0.5, 0.9])
+    labels = jnp.array([0, 0, 1, 1, 1])
+    rows = jnp.ones(5, bool)
+    admitted = jnp.array([True, False, False, True, False])  # one row of each class
+    weights = self_paced.balanced_admitted_weights(losses, rows, admitted, labels, 2)
+    np.testing.assert_allclose(weights, [0.5, 0, 0, 1 - 0.5 / 0.9, 0], rtol=1e-6)
 
 
 def test_next_stage_follows_a_fake_accuracy_sequence():

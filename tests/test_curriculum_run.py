@@ -75,6 +75,33 @@ def test_self_paced_keeps_the_rows_the_model_finds_easiest():
     np.testing.assert_array_equal(np.flatnonzero(mask), np.sort(largest))
 
 
+def test_linear_self_paced_weights_the_rows_it_keeps():
+    valid = np.ones((1, 10), bool)
+    pool = _pool(valid, features=1)
+    apply_fn = lambda params, x: jnp.concatenate([x * params, -x * params], -1)
+    hard = Pacer(_config(curriculum="self_paced", c0=0.3), None, "task", apply_fn)
+    soft = Pacer(_config(curriculum="self_paced", c0=0.3, self_paced_weights="linear"), None,
+                 "task", apply_fn)
+    params = jnp.ones((1,))
+    kept = hard.pool(pool, 0, 0, params)
+    weighed = soft.pool(pool, 0, 0, params)
+    assert "weight" not in kept  # hard weights are the mask: the engine's program unchanged
+    np.testing.assert_array_equal(weighed["valid"], kept["valid"])
+    weight = np.asarray(weighed["weight"])[0]
+    losses = np.asarray(row_scores.example_losses(apply_fn, params, pool["x"][0], pool["y"][0],
+                                                  pool["logit_mask"][0]))
+    cut = np.min(losses[~np.asarray(kept["valid"])[0]])
+    np.testing.assert_allclose(weight, np.where(kept["valid"][0], 1 - losses / cut, 0),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_self_paced_weights_refused_where_they_mean_nothing():
+    with pytest.raises(ValueError, match="unknown config.self_paced_weights 'soft'"):
+        Pacer(_config(curriculum="self_paced", self_paced_weights="soft"), None, "task", None)
+    with pytest.raises(ValueError, match="needs config.curriculum='self_paced', not 'length'"):
+        Pacer(_config(self_paced_weights="linear"), np.zeros((1, 1, 4)), "task", None)
+
+
 def test_example_losses_match_a_direct_cross_entropy():
     x = jnp.asarray(np.random.default_rng(2).normal(size=(7, 3)), jnp.float32)
     y = jnp.asarray([0, 1, 2, 0, 1, 2, 0])
@@ -117,8 +144,11 @@ def test_off_and_full_competence_leave_training_unchanged(digits_config, tmp_pat
     off = _digits_results(digits_config, tmp_path / "off")
     digits_config.curriculum, digits_config.c0 = "self_paced", 1.0
     full = _digits_results(digits_config, tmp_path / "full")
+    digits_config.self_paced_weights = "linear"  # every weight 1 at full competence
+    full_linear = _digits_results(digits_config, tmp_path / "full_linear")
     np.testing.assert_array_equal(off, plain)
     np.testing.assert_array_equal(full, plain)
+    np.testing.assert_array_equal(full_linear, plain)
 
 
 @pytest.mark.slow

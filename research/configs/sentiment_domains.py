@@ -40,6 +40,7 @@ def get_config(runlocal: str = ""):
     config.c0 = 0.1  # competence at each task's first epoch
     config.curriculum_epochs = 0  # epochs to full competence; 0 = half of num_epochs
     config.curriculum_balanced = False  # take the easiest fraction of each class
+    config.self_paced_weights = "hard"  # self_paced: hard | linear (Jiang et al. 2014)
     config.hp.update(encoder_hparams(config.max_length))
     # Optimizer.
     config.optimizer = "adamw"

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from research.curriculum import difficulty, pacing, row_scores, stages
+from research.curriculum import difficulty, pacing, row_scores, self_paced, stages
 
 CURRICULA = (*difficulty.TEXT_SCORES, "self_paced")
 PACINGS = (*pacing.PACING, "threshold")  # config.pacing: a schedule c(t), or stages on validation
@@ -30,8 +30,9 @@ class Pacer:
     from ``curriculum_epochs`` on. Static curricula rank rows once by their
     text; ``self_paced`` ranks them every epoch by the current model's loss
     (Kumar et al. 2010 with a competence schedule in place of the growing
-    threshold). With ``config.curriculum_balanced`` the fraction is taken
-    within each class.
+    threshold), and with ``config.self_paced_weights='linear'`` weighs the
+    rows it admits (``self_paced.admitted_weights``). With
+    ``config.curriculum_balanced`` the fraction is taken within each class.
     """
 
     def __init__(self, config, scores: np.ndarray | None, train_on: str, apply_fn: Callable,
@@ -50,12 +51,25 @@ class Pacer:
         self.scores = None if scores is None else jnp.asarray(scores)  # [R, T, N]
         self.train_on = train_on
         self.balanced = bool(config.get("curriculum_balanced", False))
+        weighting = str(config.get("self_paced_weights", "hard"))
+        if weighting not in self_paced.WEIGHTINGS:
+            raise ValueError(f"unknown config.self_paced_weights {weighting!r}; choose from "
+                             f"{', '.join(self_paced.WEIGHTINGS)}")
+        if weighting != "hard" and self.name != "self_paced":
+            raise ValueError(f"config.self_paced_weights={weighting!r} weighs rows by the "
+                             f"model's loss: it needs config.curriculum='self_paced', not "
+                             f"{self.name!r}")
+        self.soft = weighting == "linear"
         batch = int(config.eval_batch_size)
         self._losses = jax.jit(jax.vmap(
             lambda p, x, y, m: row_scores.example_losses(apply_fn, p, x, y, m, batch)))
         self._mask = jax.jit(jax.vmap(pacing.easiest_mask))
         self._balanced_mask = jax.jit(
             jax.vmap(pacing.balanced_easiest_mask, in_axes=(0, 0, 0, 0, None)), static_argnums=4)
+        self._weights = jax.jit(jax.vmap(self_paced.admitted_weights))
+        self._balanced_weights = jax.jit(
+            jax.vmap(self_paced.balanced_admitted_weights, in_axes=(0, 0, 0, 0, None)),
+            static_argnums=4)
 
     @classmethod
     def from_config(cls, config, seeds: Sequence[int], size: int, train_on: str,
@@ -80,7 +94,8 @@ class Pacer:
         return self.scores.reshape(runs, tasks * size)
 
     def pool(self, pool: dict, stage_task: int, epoch: int, params) -> dict:
-        """``pool`` with ``valid`` cut to the easiest ``c(epoch)`` fraction of its rows.
+        """``pool`` with ``valid`` cut to the easiest ``c(epoch)`` fraction of its rows (and,
+        with soft self-paced weights, each row's ``weight`` in the loss).
 
         With ``pacing='threshold'`` the validation rows are never valid, and
         each run's competence is its own stage's.
@@ -95,12 +110,18 @@ class Pacer:
             scores = self._losses(params, pool["x"], pool["y"], pool["logit_mask"])
         else:
             scores = self._stage_scores(stage_task)
+        num_classes = pool["logit_mask"].shape[-1]
         if self.balanced:
-            valid = self._balanced_mask(scores, train_rows, competence, pool["y"],
-                                        pool["logit_mask"].shape[-1])
+            valid = self._balanced_mask(scores, train_rows, competence, pool["y"], num_classes)
         else:
             valid = self._mask(scores, train_rows, competence)
-        return {**pool, "valid": valid}
+        if not self.soft:
+            return {**pool, "valid": valid}
+        if self.balanced:
+            weight = self._balanced_weights(scores, train_rows, valid, pool["y"], num_classes)
+        else:
+            weight = self._weights(scores, train_rows, valid)
+        return {**pool, "valid": valid, "weight": weight}
 
     def metrics(self) -> dict[str, jax.Array]:
         """``[R]`` figures of the last ``pool`` call to log with the epoch (threshold pacing:

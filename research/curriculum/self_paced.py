@@ -1,7 +1,12 @@
-"""Self-paced learning (Kumar et al., NeurIPS 2010) and its linear soft variant (Jiang et al. 2014).
+"""Self-paced weights (``config.self_paced_weights``) over the rows a competence admits.
 
-Hard weights ``v_i = 1[loss_i < lambda]`` with ``lambda`` grown over time, or
-``v_i = max(0, 1 - loss_i / lambda)``.
+``curriculum='self_paced'`` admits each epoch the rows the current model finds
+easiest, the ``c(epoch)`` fraction of lowest loss: Kumar et al.'s (NeurIPS
+2010) hard weights ``v_i = 1[loss_i < lambda]``, with ``lambda`` the loss at
+the competence's cut in place of a hand-grown threshold. ``'linear'`` weighs
+the admitted rows with Jiang et al.'s (2014) soft weights
+``v_i = max(0, 1 - loss_i / lambda)`` instead: the easiest count most, and the
+weights fall towards 0 at the cut.
 """
 
 from __future__ import annotations
@@ -10,20 +15,26 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-
-def threshold(t: ArrayLike, lambda0: float, growth: float = 1.1) -> jax.Array:
-    """``lambda(t) = lambda0 * growth^t``: admits harder examples as training goes on."""
-    if lambda0 <= 0 or growth < 1:
-        raise ValueError(f"need lambda0 > 0 and growth >= 1, got {lambda0}, {growth}")
-    return lambda0 * jnp.power(growth, jnp.asarray(t, jnp.float32))
-
-
-def hard_weights(losses: ArrayLike, lam: ArrayLike) -> jax.Array:
-    """Kumar et al. 2010: ``v_i = 1[loss_i < lambda]``, the closed-form minimiser in v."""
-    return (jnp.asarray(losses) < lam).astype(jnp.float32)
+WEIGHTINGS = ("hard", "linear")
 
 
 def linear_weights(losses: ArrayLike, lam: ArrayLike) -> jax.Array:
     """Linear soft weights ``max(0, 1 - loss_i / lambda)``: easy examples count more."""
     return jnp.clip(1.0 - jnp.asarray(losses, jnp.float32) / lam, 0.0, 1.0)
 
+
+def admitted_weights(losses: jax.Array, train_rows: jax.Array,
+                     admitted: jax.Array) -> jax.Array:
+    """Linear weights of the ``admitted`` rows (0 elsewhere), ``lambda`` the lowest loss
+    among the training rows left out: infinite once every row is admitted, so a run at
+    full competence trains with every weight 1, as without a curriculum."""
+    lam = jnp.min(jnp.where(train_rows & ~admitted, losses, jnp.inf))
+    return jnp.where(admitted, linear_weights(losses, lam), 0.0)
+
+
+def balanced_admitted_weights(losses: jax.Array, train_rows: jax.Array, admitted: jax.Array,
+                              labels: jax.Array, num_classes: int) -> jax.Array:
+    """``admitted_weights`` within each class, whose cut the balanced mask made apart."""
+    of_class = lambda k: admitted_weights(losses, train_rows & (labels == k),
+                                          admitted & (labels == k))
+    return jnp.sum(jax.vmap(of_class)(jnp.arange(num_classes)), axis=0)
