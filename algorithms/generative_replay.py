@@ -10,10 +10,13 @@ snapshotted; during task t > 1 the classifier's loss is
 
 on a batch drawn from the previous generator and labelled with the previous
 classifier's temperature-softened scores over the classes seen so far (every
-class after the first task in domain-IL). The generator's own loss weighs its
+class after the first task in domain-IL). In task-IL each old task's head has
+a softmax of its own and the KL is averaged over those heads, as van de Ven
+et al.'s code distils each previous context apart; in class- and domain-IL
+there is one head. The generator's own loss weighs its
 current and replayed ELBOs the same way. Nothing grows with the task count:
-the state is four parameter sets, one Adam state, the seen-class mask and a
-counter. Inputs are taken as rows in [0, 1] (Bernoulli decoder).
+the state is four parameter sets, one Adam state, the seen-class mask, each
+class's head and a counter. Inputs are taken as rows in [0, 1] (Bernoulli decoder).
 
 Defaults: with only ~160 steps per Split-Digits task the generator underfits at
 Adam 1e-3, so it trains at 1e-2; a softer teacher (T = 4) also helped class-IL
@@ -29,8 +32,8 @@ import jax.numpy as jnp
 import optax
 
 from algorithms import model_info
-from algorithms.base import NEG_INF, Algorithm, Batch, Params, cross_entropy
-from algorithms.lwf import classes_in
+from algorithms.base import Algorithm, Batch, Params, cross_entropy
+from algorithms.lwf import classes_in, heads_after, log_softmax_by_head
 from models.vae import VAE
 
 NAME = "generative_replay"
@@ -46,6 +49,7 @@ class GenerativeReplayState(NamedTuple):
     old_generator: Params  # the generator at the end of the last task
     teacher: Params  # the classifier at the end of the last task
     seen: jax.Array  # [C] bool: classes of the finished tasks
+    head: jax.Array  # [C] int32: the finished task whose output head holds the class
     tasks_done: jax.Array  # [] int32
 
 
@@ -70,20 +74,31 @@ def generate(vae: VAE, generator: Params, rng: jax.Array, count: int) -> jax.Arr
 
 
 def soft_target_loss(student: jax.Array, teacher: jax.Array, old: jax.Array, active: jax.Array,
-                     temperature: jax.Array) -> jax.Array:
-    """T^2 * KL(teacher || student), mean over rows, with targets 0 on the new classes.
+                     head: jax.Array, temperature: jax.Array) -> jax.Array:
+    """T^2 * KL(teacher || student) within each old head, averaged over the heads and rows.
 
-    The teacher's softmax covers the ``old`` classes ([C] bool), the student's
-    every ``active`` one, new classes included: a replayed input must not score
-    high on a class its teacher never knew (van de Ven et al.'s zero-padded
-    targets). Without this, class-IL forgets as if there were no replay. 0
-    until a task has ended (no old classes).
+    The teacher's softmax covers the ``old`` classes ([C] bool) of a head
+    (``head`` [C]). Where the current task's ``active`` classes share the old
+    ones' head (class- and domain-IL), the student's softmax covers them too,
+    with targets 0: a replayed input must not score high on a class its teacher
+    never knew (van de Ven et al.'s zero-padded targets); without this, class-IL
+    forgets as if there were no replay. In task-IL the current task is a head of
+    its own, which a replayed input is never scored on. 0 until a task has
+    ended (no old classes).
     """
-    log_p_student = jax.nn.log_softmax(jnp.where(active | old, student / temperature, NEG_INF))
-    log_p_teacher = jax.nn.log_softmax(jnp.where(old, teacher / temperature, NEG_INF))
+    shared = jnp.any(active & old)
+    log_p_student = log_softmax_by_head(student / temperature,
+                                        jnp.where(shared, active | old, old), head)
+    log_p_teacher = log_softmax_by_head(teacher / temperature, old, head)
     kl = jnp.sum(jnp.where(old, jnp.exp(log_p_teacher) * (log_p_teacher - log_p_student), 0.0),
                  -1)
-    return temperature**2 * jnp.mean(kl) * jnp.any(old)
+    return temperature**2 * jnp.mean(kl) / jnp.maximum(count_heads(old, head), 1)
+
+
+def count_heads(classes: jax.Array, head: jax.Array) -> jax.Array:
+    """How many heads hold ``classes`` ([C] bool): those whose first class is among them."""
+    same = (head[:, None] == head[None, :]) & classes[None, :]
+    return jnp.sum(classes & ~jnp.any(jnp.tril(same, k=-1), axis=1))
 
 
 def current_weight(tasks_done: jax.Array) -> jax.Array:
@@ -100,8 +115,9 @@ def make(hp: dict) -> Algorithm:
         vae = vae_for(hp, features)
         init_rng, sample_rng = jax.random.split(rng)
         generator = vae.init(init_rng, jnp.zeros((1, features)), sample_rng)["params"]
+        classes = model_info.num_classes(params)
         return GenerativeReplayState(generator, generator_opt.init(generator), generator, params,
-                                     jnp.zeros((model_info.num_classes(params),), bool),
+                                     jnp.zeros((classes,), bool), jnp.zeros((classes,), jnp.int32),
                                      jnp.zeros((), jnp.int32))
 
     def replayed(state, rng, x):
@@ -117,7 +133,7 @@ def make(hp: dict) -> Algorithm:
         plain = cross_entropy(logits[:size], batch)
         teacher = jax.lax.stop_gradient(apply_fn(state.teacher, fake))
         active = jnp.any(batch["logit_mask"] & (batch["weight"] > 0)[:, None], 0)
-        replay = soft_target_loss(logits[size:], teacher, state.seen, active,
+        replay = soft_target_loss(logits[size:], teacher, state.seen, active, state.head,
                                   hp["gr_temperature"])
         share = current_weight(state.tasks_done)
         total = share * plain + (1.0 - share) * replay
@@ -144,6 +160,7 @@ def make(hp: dict) -> Algorithm:
         del apply_fn, rng
         return state._replace(old_generator=state.generator, teacher=params,
                               seen=state.seen | classes_in(task_data, state.seen.shape[0]),
+                              head=heads_after(state.head, task_data, state.tasks_done),
                               tasks_done=state.tasks_done + 1)
 
     return Algorithm(init=init, loss=loss, after_step=after_step, end_task=end_task)

@@ -1,6 +1,6 @@
 """Learning without forgetting (Li & Hoiem 2017): distil the previous model on the new data.
 
-    L = L_task + alpha * T^2 * KL(softmax(z_teacher / T) || softmax(z_student / T))
+    L = L_task + alpha * KL(softmax(z_teacher / T) || softmax(z_student / T))
 
 over the old classes (those seen before the current task; in domain-IL every
 class once the first task is done), within each old output head and summed
@@ -9,6 +9,11 @@ logit mask, so in task-IL each old task's classes have a softmax of their own,
 and in class- and domain-IL, whose masks cover every class, all old classes
 share one. The teacher is the model at the end of the last task, kept in the
 state; the term is 0 until then and whenever the student equals the teacher.
+
+The KL differs from the paper's L_old = -sum_i y'_i log yhat'_i by the
+teacher's entropy alone, so it has the same gradient, and ``lwf_alpha`` is the
+paper's lambda_o (1 by default, T = 2, as there and in Avalanche and Mammoth):
+no Hinton-style T^2 factor, which would make the default weight 4.
 """
 
 from __future__ import annotations
@@ -39,8 +44,17 @@ def classes_in(data: Batch, num_classes: int) -> jax.Array:
     return jnp.zeros((num_classes,), jnp.int32).at[data["y"]].max(real) > 0
 
 
-def _log_softmax_by_head(z: jax.Array, classes: jax.Array, head: jax.Array | None
-                         ) -> jax.Array:
+def heads_after(head: jax.Array, task_data: Batch, task: jax.Array) -> jax.Array:
+    """[C] int32: each class's output head once ``task`` ends: the task's own index for the
+    classes its logit mask holds (every class in class- and domain-IL, whose masks
+    cover them all, so there is one head; the task's classes alone in task-IL)."""
+    real = task_data["weight"] > 0
+    outputs = jnp.any(task_data["logit_mask"] & real[:, None], axis=0)
+    return jnp.where(outputs, task, head)
+
+
+def log_softmax_by_head(z: jax.Array, classes: jax.Array, head: jax.Array | None
+                        ) -> jax.Array:
     """log_softmax of ``z`` over ``classes``, each class's taken among its own head's."""
     z = jnp.where(classes, z, NEG_INF)
     if head is None:
@@ -51,16 +65,16 @@ def _log_softmax_by_head(z: jax.Array, classes: jax.Array, head: jax.Array | Non
 
 def distillation(student: jax.Array, teacher: jax.Array, classes: jax.Array, weight: jax.Array,
                  temperature: jax.Array, head: jax.Array | None = None) -> jax.Array:
-    """T^2 * KL(teacher || student) on ``classes`` ([C] or [B, C] bool), summed over the
-    output heads (``head`` [C]: classes of one value share a softmax; one head if None),
+    """KL(teacher || student) at ``temperature`` on ``classes`` ([C] or [B, C] bool), summed
+    over the output heads (``head`` [C]: classes of one value share a softmax; one head if None),
     weighted mean over rows."""
     classes = jnp.broadcast_to(classes, student.shape)
-    log_p_student = _log_softmax_by_head(student / temperature, classes, head)
-    log_p_teacher = _log_softmax_by_head(teacher / temperature, classes, head)
+    log_p_student = log_softmax_by_head(student / temperature, classes, head)
+    log_p_teacher = log_softmax_by_head(teacher / temperature, classes, head)
     p_teacher = jnp.exp(log_p_teacher)
     kl = jnp.sum(jnp.where(classes, p_teacher * (log_p_teacher - log_p_student), 0.0), -1)
     weight = weight * jnp.any(classes, -1)
-    return temperature**2 * jnp.sum(kl * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+    return jnp.sum(kl * weight) / jnp.maximum(jnp.sum(weight), 1.0)
 
 
 def make(hp: dict) -> Algorithm:
@@ -81,9 +95,7 @@ def make(hp: dict) -> Algorithm:
 
     def end_task(params, state, task_data, apply_fn, rng):
         del apply_fn, rng
-        real = task_data["weight"] > 0
-        outputs = jnp.any(task_data["logit_mask"] & real[:, None], axis=0)
         return LwFState(params, state.seen | classes_in(task_data, state.seen.shape[0]),
-                        jnp.where(outputs, state.tasks, state.head), state.tasks + 1)
+                        heads_after(state.head, task_data, state.tasks), state.tasks + 1)
 
     return Algorithm(init=init, loss=loss, end_task=end_task)

@@ -70,10 +70,36 @@ def test_soft_targets_push_new_classes_down_on_replayed_inputs():
     teacher = jnp.asarray([[2.0, 0.0, 0.0, 0.0]])
     old = jnp.asarray([True, True, False, False])
     active = jnp.ones(4, bool)
-    same = gr.soft_target_loss(teacher.at[0, 2:].set(-30.0), teacher, old, active, 2.0)
-    new_high = gr.soft_target_loss(teacher.at[0, 2].set(5.0), teacher, old, active, 2.0)
+    one_head = jnp.zeros(4, jnp.int32)
+    same = gr.soft_target_loss(teacher.at[0, 2:].set(-30.0), teacher, old, active, one_head, 2.0)
+    new_high = gr.soft_target_loss(teacher.at[0, 2].set(5.0), teacher, old, active, one_head,
+                                   2.0)
     assert abs(float(same)) < 1e-5
     assert float(new_high) > 0.5
+
+
+def test_task_il_replay_distils_each_old_head_apart():
+    """Task-IL scores each head on its own: a shift of one old head's logits, or high
+    logits of the current task's head on a replayed input, changes no prediction the
+    evaluation makes, so it costs nothing (van de Ven et al.'s per-context distillation)."""
+    teacher = jnp.asarray([[2.0, 0.0, -1.0, 1.0, 0.0, 0.0]])
+    old = jnp.asarray([True, True, True, True, False, False])  # heads {0, 1} and {2, 3}
+    head = jnp.asarray([0, 0, 1, 1, 0, 0])
+    active = jnp.asarray([False, False, False, False, True, True])  # the current task's head
+    loss = lambda student: float(gr.soft_target_loss(student, teacher, old, active, head, 2.0))
+    assert abs(loss(teacher.at[0, :2].add(3.0))) < 1e-5
+    assert abs(loss(teacher.at[0, 4:].set(5.0))) < 1e-5
+    # Within a head the distillation still bites, averaged over the two heads.
+    flipped = teacher.at[0, 0].set(-2.0)
+    one_head_only = gr.soft_target_loss(flipped[:, :2], teacher[:, :2], old[:2],
+                                        jnp.zeros(2, bool), head[:2], 2.0)
+    np.testing.assert_allclose(loss(flipped), float(one_head_only) / 2, rtol=1e-5)
+
+
+def test_heads_are_counted_by_their_classes():
+    classes = jnp.asarray([True, True, True, False])
+    assert int(gr.count_heads(classes, jnp.asarray([3, 3, 3, 0]))) == 1  # one head, index 3
+    assert int(gr.count_heads(classes, jnp.asarray([0, 0, 1, 2]))) == 2
 
 
 def test_state_structure_and_shapes_survive_end_task():
