@@ -6,7 +6,9 @@ asynchronous: the state is copied to host memory at once and written on a
 background thread while training goes on; the next save, and ``close``, wait
 for it and report its failure. Restore walks back from the newest step and
 skips any that fail to read (reported by name), so a corrupt checkpoint costs
-progress, never the run.
+progress, never the run. A step that reads but holds a state of another shape
+(the code's state layout changed) is refused, never moved aside: the run would
+otherwise start over without a word.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ class CheckpointError(ValueError):
 def manager(workdir: str, keep: int) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True,
                                            create=True)
+    # handlers named up front, so a step's metadata reads before anything is restored
+    handlers = {"state": ocp.StandardCheckpointHandler(), "progress": ocp.JsonCheckpointHandler()}
     return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
-                                 options=options)
+                                 options=options, item_handlers=handlers)
 
 
 @contextlib.contextmanager
@@ -103,8 +107,39 @@ def _read(restore: Callable[[], Any]) -> tuple[Any, str]:
     return got, ""
 
 
+def _describe(leaf: Any) -> str:
+    """``float32[4, 6]``: a leaf's dtype and shape as a message shows them."""
+    return f"{leaf.dtype}[{', '.join(map(str, leaf.shape))}]"
+
+
+def first_mismatch(expected: Any, found: Any) -> str:
+    """Where the tree ``found`` in a checkpoint (orbax metadata) first differs from the
+    ``expected`` abstract state, in words; "" when every leaf's path, shape and dtype agree.
+    Orbax would fail on a shape and silently cast a dtype, so both are checked here."""
+    want, have = ocp.tree.to_flat_dict(expected), ocp.tree.to_flat_dict(found)
+    for path, leaf in want.items():
+        name = ".".join(map(str, path))
+        if path not in have:
+            return f"{name} ({_describe(leaf)}) is missing from it"
+        there = have[path]
+        if tuple(there.shape) != tuple(leaf.shape) or there.dtype != leaf.dtype:
+            return f"{name} is {_describe(there)} there, this run expects {_describe(leaf)}"
+    extra = next((path for path in have if path not in want), None)
+    return "" if extra is None else f"{'.'.join(map(str, extra))} is in it but not in this run"
+
+
+def _state_metadata(mngr: ocp.CheckpointManager, step: int) -> Any:
+    """The state tree's metadata of ``step``; an error when the step has none (unreadable)."""
+    found = mngr.item_metadata(step)["state"]
+    if found is None:
+        raise FileNotFoundError(f"no state metadata in step {step}")
+    return found
+
+
 def restore_latest(mngr: ocp.CheckpointManager, like: Any) -> tuple[Any, dict] | None:
-    """(state, progress) of the newest readable checkpoint, or None if there is none."""
+    """(state, progress) of the newest readable checkpoint, or None if there is none.
+    Unreadable steps are moved aside; a readable one whose state does not fit ``like``
+    raises a CheckpointError, since falling back would quietly restart the run."""
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, like)
     for step in sorted(mngr.all_steps(), reverse=True):
         progress, why = _read(lambda step=step: mngr.restore(step, args=ocp.args.Composite(
@@ -117,6 +152,14 @@ def restore_latest(mngr: ocp.CheckpointManager, like: Any) -> tuple[Any, dict] |
                 f"checkpoint step {step} in {mngr.directory} has state layout version "
                 f"{progress.get('layout_version')}, this code writes {LAYOUT_VERSION}; "
                 "start a new --workdir or pass --overwrite")
+        found, why = _read(lambda step=step: _state_metadata(mngr, step))
+        if why:
+            _quarantine(mngr, step, why)
+            continue
+        if mismatch := first_mismatch(abstract, found):
+            raise CheckpointError(
+                f"checkpoint step {step} in {mngr.directory} does not fit this run's state: "
+                f"{mismatch}; start a new --workdir or pass --overwrite")
         state, why = _read(lambda step=step: mngr.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract)))["state"])
         if why:

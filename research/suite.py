@@ -44,7 +44,8 @@ NOTES = """
   pass, as in the paper.
 - LwF distils the previous model within each old output head: in task-IL
   each finished task's classes apart, in class- and domain-IL the union of
-  the old classes.
+  the old classes; its weight is the paper's lambda_o = 1 at T = 2 (a KL
+  with no T^2 factor, as Avalanche and Mammoth have it).
 - A-GEM's memory holds the earlier tasks only: a task's rows enter it (by
   reservoir sampling) when the task ends, so the first task trains
   unconstrained; the reference gradient takes up to `agem_ref_size` rows.
@@ -56,7 +57,9 @@ NOTES = """
 - CLS-ER is evaluated with its stable EMA model.
 - Generative replay: a VAE trained alongside on current and replayed inputs;
   replayed inputs are labelled by the previous model's softened scores (T=4)
-  over the classes seen so far, weighted 1/t against the current task.
+  over the classes seen so far, weighted 1/t against the current task; in
+  task-IL each old head is distilled apart and the heads averaged, as in van
+  de Ven et al.'s code.
 """
 
 def _table(rows: list[dict], key: str) -> str:

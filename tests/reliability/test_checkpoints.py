@@ -5,6 +5,7 @@ import logging
 import os
 import stat
 
+import jax.numpy as jnp
 import pytest
 
 from research import checkpoint, report, train
@@ -31,6 +32,42 @@ def test_foreign_layout_version_is_refused(digits_config, tmp_path):
             meta.write_text(json.dumps(data))
     with pytest.raises(checkpoint.CheckpointError, match="layout version 999"):
         train.train_and_evaluate(digits_config, str(tmp_path))
+
+
+def _two_steps(workdir) -> None:
+    """Steps 1 and 2 of a small state, ``{"w": float32[4]}``."""
+    with checkpoint.opened(str(workdir), 3) as mngr:
+        for step in (1, 2):
+            checkpoint.save(mngr, step, {"w": jnp.full(4, step, jnp.float32)}, {"step": step})
+
+
+@pytest.mark.parametrize("like, found", [
+    ({"w": jnp.zeros(6, jnp.float32)}, "w is float32[4] there, this run expects float32[6]"),
+    ({"w": jnp.zeros(4, jnp.int32)}, "w is float32[4] there, this run expects int32[4]"),
+    ({"w": jnp.zeros(4), "b": jnp.zeros(2)}, "b (float32[2]) is missing from it"),
+])
+def test_state_of_another_shape_is_refused_not_moved_aside(tmp_path, like, found):
+    """A step that reads but does not fit the state (the code's layout changed) names the
+    step and the first leaf that differs; moving every step aside would restart the run."""
+    _two_steps(tmp_path)
+    with checkpoint.opened(str(tmp_path), 3) as mngr:
+        with pytest.raises(checkpoint.CheckpointError) as err:
+            checkpoint.restore_latest(mngr, like)
+    message = str(err.value)
+    assert "checkpoint step 2" in message and found in message and "--overwrite" in message
+    assert "\n" not in message
+    assert helpers.steps(tmp_path) == [1, 2]
+    assert not (tmp_path / "checkpoints_unreadable").exists()
+
+
+def test_unreadable_state_metadata_falls_back(tmp_path, caplog):
+    """A step whose state files are cut short is moved aside, and the one before it used."""
+    _two_steps(tmp_path)
+    helpers.corrupt(tmp_path / "checkpoints" / "2" / "state")
+    with checkpoint.opened(str(tmp_path), 3) as mngr, caplog.at_level(logging.WARNING):
+        state, progress = checkpoint.restore_latest(mngr, {"w": jnp.zeros(4, jnp.float32)})
+    assert progress["step"] == 1 and state["w"].tolist() == [1.0] * 4
+    assert "checkpoint step 2" in caplog.text and "unreadable" in caplog.text
 
 
 def test_checkpoints_are_pruned(digits_config, tmp_path):
