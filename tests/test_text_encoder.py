@@ -104,6 +104,16 @@ def test_config_shape_mismatch_is_named(minilm, minilm_tensors):
         hf_to_params(minilm_tensors, minilm[0].replace(vocab_size=100))
 
 
+@pytest.mark.parametrize("max_length", [0, 1])
+def test_too_short_max_length_is_one_line(minilm, max_length):
+    """Without room for [CLS] and [SEP], the tokenizer's rows came back ragged and numpy
+    failed with 'setting an array element with a sequence'."""
+    with pytest.raises(ValueError, match=f"max_length={max_length} is too short") as err:
+        tokenize(minilm[2], ["good", "a bad movie"], max_length)
+    assert "\n" not in str(err.value)
+    assert tokenize(minilm[2], ["good", "a bad movie"], 2)["input_ids"].shape == (2, 2)
+
+
 def test_resolve_model_dir_errors(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         resolve_model_dir(tmp_path / "nowhere")

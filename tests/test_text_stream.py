@@ -57,6 +57,13 @@ def test_sentiment_stream_follows_domain_order_and_test_splits():
     assert stream.train_x[:, :, 1].max() == 1  # the attention mask row
 
 
+@pytest.mark.parametrize("max_length", [0, 1])
+def test_too_short_max_length_names_the_field(max_length):
+    with pytest.raises(ValueError, match=rf"config.max_length={max_length} is too short: "
+                                         r"a text needs at least 2 tokens \(\[CLS\] and"):
+        text_stream.tokenize(_config(max_length=max_length), ["good", "a bad movie"])
+
+
 def test_unknown_domain_is_named():
     with pytest.raises(ValueError, match="books"):
         text_stream.make_text_stream(_config(domains="tweets,books"), 0)

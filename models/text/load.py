@@ -29,6 +29,7 @@ REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 IGNORED = re.compile(r"(.*\.)?position_ids$")
 # BertFor* checkpoints hold the encoder under 'bert.' and their task heads beside it.
 PREFIX = "bert."
+MIN_LENGTH = 2  # [CLS] and [SEP] alone
 
 Params = dict[str, Any]
 Combine = Callable[[list[np.ndarray]], np.ndarray]
@@ -78,6 +79,9 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str,
     """
     if isinstance(texts, str):
         raise ValueError("tokenize expects a sequence of texts, got one str")
+    if max_length < MIN_LENGTH:  # else ragged rows, and numpy fails with a riddle
+        raise ValueError(f"max_length={max_length} is too short: a text needs at least "
+                         f"{MIN_LENGTH} tokens ([CLS] and [SEP])")
     encoded = tokenizer(list(texts), padding="max_length", truncation=True,
                         max_length=max_length, return_tensors="np")
     out = {k: np.asarray(encoded[k], np.int32) for k in ("input_ids", "attention_mask")}

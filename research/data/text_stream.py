@@ -135,6 +135,9 @@ def text_tasks(config: ml_collections.ConfigDict, seed: int) -> list[TextTask]:
 
 def tokenize(config: ml_collections.ConfigDict, texts: Sequence[str]) -> np.ndarray:
     """Packed int32 ``[N, 3, max_length]`` tokens of ``texts``."""
+    if int(config.max_length) < text_load.MIN_LENGTH:
+        raise ValueError(f"config.max_length={config.max_length} is too short: a text needs "
+                         f"at least {text_load.MIN_LENGTH} tokens ([CLS] and [SEP])")
     tokens = text_load.tokenize(tokenizer_for(str(config.encoder)), list(texts),
                                 int(config.max_length))
     return text_build.pack(tokens)
