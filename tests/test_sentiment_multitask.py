@@ -39,6 +39,17 @@ def test_bucketed_encoding_matches_full_length_encoding(tmp_path):
 
 
 @needs_corpus
+def test_a_text_is_encoded_the_same_whatever_it_is_encoded_with(tmp_path):
+    """A cache filled by a smaller run holds the vectors a larger one computes: a text's
+    padded width is its own length's, not the longest text's beside it."""
+    config = _tiny(tmp_path)
+    texts = sentiment.read_domain("tweets").texts[:40]
+    longer = ["a b c d e f g h i j k l m n o p q r s t u v w x y z " * 2] + texts
+    np.testing.assert_array_equal(smt.encode_bucketed(config, longer)[1:],
+                                  smt.encode_bucketed(config, texts))
+
+
+@needs_corpus
 def test_features_are_encoded_once_then_read_from_the_cache(tmp_path, monkeypatch):
     config = _tiny(tmp_path)
     train, test = smt.load_splits(config)

@@ -38,7 +38,7 @@ METRICS = ("accuracy", "mae")
 LOWER_IS_BETTER = (False, True)
 
 CHUNK = 128  # sentences per encoder call; the last chunk of a bucket is padded to it
-BUCKET = 16  # token lengths are rounded up to a multiple of this
+BUCKET = 16  # each text's token length is rounded up to a multiple of this
 
 
 def feature_dir(config: ml_collections.ConfigDict) -> pathlib.Path:
@@ -49,7 +49,9 @@ def feature_dir(config: ml_collections.ConfigDict) -> pathlib.Path:
 
 
 def _cache_path(config: ml_collections.ConfigDict, domain: str) -> pathlib.Path:
-    name = f"{config.encoder}-layers{int(config.encoder_layers)}-len{int(config.max_length)}"
+    # "bucketed": each row encoded at its own bucket's width (files without it mixed widths)
+    name = (f"{config.encoder}-layers{int(config.encoder_layers)}-len{int(config.max_length)}"
+            "-bucketed")
     return feature_dir(config) / f"{domain}-{name}.npz"
 
 
@@ -58,24 +60,28 @@ def _digest(texts: list[str]) -> str:
 
 
 def encode_bucketed(config: ml_collections.ConfigDict, texts: list[str]) -> np.ndarray:
-    """Frozen-encoder sentence embeddings ``[N, H]``, shortest texts first, few shapes."""
+    """Frozen-encoder sentence embeddings ``[N, H]``, a few shapes: each text is padded to
+    its own length's bucket, so its vector never depends on which texts were encoded
+    with it (a chunk's longest text would otherwise set the width, and the float
+    sums with it), and a cache filled by smaller runs holds the same vectors."""
     from research import finetune
     from research.data import text_stream
 
     packed = text_stream.tokenize(config, texts)  # [N, 3, max_length], right-padded
     lengths = packed[:, 1].sum(axis=1)
-    order = np.argsort(lengths, kind="stable")
+    widths = np.minimum(packed.shape[2], -(-lengths // BUCKET) * BUCKET)
     out = np.zeros((len(texts), 0), np.float32)
-    for start in range(0, len(order), CHUNK):
-        rows = order[start:start + CHUNK]
-        width = min(packed.shape[2], -(-int(lengths[rows].max()) // BUCKET) * BUCKET)
-        chunk = packed[rows, :, :width]
-        pad = CHUNK - len(rows)  # repeat a real row so every call has the same shape
-        chunk = np.concatenate([chunk, np.repeat(chunk[:1], pad, axis=0)]) if pad else chunk
-        vectors = finetune.encode_features(config, chunk, chunk=CHUNK)[: len(rows)]
-        if out.shape[1] == 0:
-            out = np.zeros((len(texts), vectors.shape[1]), np.float32)
-        out[rows] = vectors
+    for width in np.unique(widths):
+        same = np.flatnonzero(widths == width)
+        for start in range(0, len(same), CHUNK):
+            rows = same[start:start + CHUNK]
+            chunk = packed[rows, :, :width]
+            pad = CHUNK - len(rows)  # repeat a real row so every call has the same shape
+            chunk = np.concatenate([chunk, np.repeat(chunk[:1], pad, axis=0)]) if pad else chunk
+            vectors = finetune.encode_features(config, chunk, chunk=CHUNK)[: len(rows)]
+            if out.shape[1] == 0:
+                out = np.zeros((len(texts), vectors.shape[1]), np.float32)
+            out[rows] = vectors
     return out
 
 
