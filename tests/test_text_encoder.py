@@ -132,6 +132,22 @@ def test_config_rejects_other_architectures():
         TINY.replace(lora_targets=("x",))
 
 
+def test_more_layers_than_the_checkpoint_has_is_one_line():
+    """Asking a 6-layer MiniLM for 12 layers listed ~96 missing tensors at load time."""
+    import types
+
+    six = types.SimpleNamespace(vocab_size=50, hidden_size=16, num_hidden_layers=6,
+                                num_attention_heads=4, intermediate_size=32,
+                                max_position_embeddings=24, type_vocab_size=2,
+                                layer_norm_eps=1e-12, hidden_act="gelu")
+    with pytest.raises(ValueError) as err:
+        EncoderConfig.from_hf(six, num_layers=12)
+    assert str(err.value) == ("config.encoder_layers=12 is more than the checkpoint's "
+                              "num_hidden_layers=6; use 1 to 6 (0: all)")
+    assert EncoderConfig.from_hf(six, num_layers=6).num_layers == 6
+    assert EncoderConfig.from_hf(six, num_layers=2).num_layers == 2
+
+
 @functools.partial(jax.jit, static_argnums=0)
 def _run(module, params, *args, **kwargs):
     """Jitted apply, cached per module: one compile beats op-by-op dispatch."""

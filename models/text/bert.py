@@ -93,7 +93,7 @@ class EncoderConfig:
         """Reads a transformers ``BertConfig`` (or any object with its attributes).
 
         ``overrides`` set the PEFT fields or shrink the encoder, e.g.
-        ``num_layers=2`` for a truncated student.
+        ``num_layers=2`` for a truncated student (never more layers than it has).
         """
         model_type = getattr(hf_config, "model_type", "bert")
         if model_type != "bert":
@@ -115,6 +115,10 @@ class EncoderConfig:
             hidden_act=hf_config.hidden_act,
             initializer_range=getattr(hf_config, "initializer_range", 0.02),
         )
+        layers, has = overrides.get("num_layers", fields["num_layers"]), fields["num_layers"]
+        if layers > has:  # else every missing tensor is listed when the weights load
+            raise ValueError(f"config.encoder_layers={layers} is more than the checkpoint's "
+                             f"num_hidden_layers={has}; use 1 to {has} (0: all)")
         fields.update(overrides)
         if "lora_targets" in fields:
             fields["lora_targets"] = tuple(fields["lora_targets"])
