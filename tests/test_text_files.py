@@ -5,6 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from research.data.text_files import DataFileError, load_text_file
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # Any printable text with something visible in it (NUL is not valid in CSV).
 texts = st.text(
@@ -92,6 +98,31 @@ def test_integer_labels_sort_numerically(tmp_path):
     data = load_text_file(path)
     assert data.label_names == ("2", "10")
     np.testing.assert_array_equal(data.labels, [1, 0, 0])
+
+
+def test_integer_labels_equal_as_ints_keep_one_order_under_any_hash_seed(tmp_path):
+    """'1' and '01' tie as ints; their order came from set iteration, so the label ids
+    changed with PYTHONHASHSEED."""
+    path = tmp_path / "data.csv"
+    _write_csv(path, [("a", "1"), ("b", "01"), ("c", "2"), ("d", "002"), ("e", "10")])
+    script = ("import sys; from research.data.text_files import load_text_file; "
+              "print(load_text_file(sys.argv[1]).label_names)")
+    orders = set()
+    for seed in range(6):
+        proc = subprocess.run([sys.executable, "-c", script, str(path)], check=True,
+                              capture_output=True, text=True, cwd=ROOT,
+                              env={**os.environ, "PYTHONHASHSEED": str(seed)})
+        orders.add(proc.stdout.strip())
+    assert orders == {"('01', '1', '002', '2', '10')"}
+
+
+def test_labels_that_only_look_like_ints_sort_as_text(tmp_path):
+    """'--1' passed the old digits-after-the-minus test, then failed int()."""
+    path = tmp_path / "data.csv"
+    _write_csv(path, [("a", "1"), ("b", "--1"), ("c", "-3")])
+    assert load_text_file(path).label_names == ("--1", "-3", "1")
+    _write_csv(path, [("a", "1"), ("b", "-3")])
+    assert load_text_file(path).label_names == ("-3", "1")
 
 
 def test_declared_label_set_fixes_the_ids(tmp_path):

@@ -156,9 +156,19 @@ def _read_jsonl(
     return rows, problems
 
 
+def _as_int(key: str) -> int | None:
+    try:
+        return int(key)
+    except ValueError:
+        return None
+
+
 def _sorted_labels(keys: set[str]) -> tuple[str, ...]:
-    if all(k.lstrip("-").isdigit() for k in keys):
-        return tuple(sorted(keys, key=int))
+    """Integer labels in numeric order, others in text order. Ties such as '1' and '01'
+    go by their text: the set's own order changes with PYTHONHASHSEED, and so would the
+    label ids."""
+    if all(_as_int(k) is not None for k in keys):
+        return tuple(sorted(keys, key=lambda k: (int(k), k)))
     return tuple(sorted(keys))
 
 
