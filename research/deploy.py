@@ -8,6 +8,9 @@ then the method's consolidation on the old data (the old rows are offered to
 ``end_task``: Fisher for EWC, the teacher for LwF) and the accuracy before the
 update in row 0 of the accuracy matrix. ``train_and_evaluate`` then resumes at
 task 1, so row 1 is the accuracy after the update, on old and new data alike.
+Both rows test the old task on the old run's test rows less those whose text
+the new file trains on (``text_stream.unseen_in_any_training``): the same rows
+before and after, which may be fewer than the old run's own results.json used.
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ sentiment runs). ``--method`` is ewc (Fisher of the old data), replay (a
 reservoir of old examples) or lwf (the old model as teacher), or naive. The
 old run's data is task 0 and the new file task 1 of one engine run (see
 research/deploy.py); accuracy on both before and after the update is printed
-and kept in W2/results.json. Rerunning the command resumes; a W2 holding
-another run is refused unless ``--overwrite``.
+and kept in W2/results.json. The old data is tested on the old run's test rows
+that the new file does not repeat in its training part, before and after alike.
+Rerunning the command resumes; a W2 holding another run is refused unless
+``--overwrite``.
 """
 
 from __future__ import annotations

@@ -102,6 +102,51 @@ def test_update_stream_puts_the_old_run_data_first(tmp_path):
                                   old_stream.test_x[0, : old_stream.n_test[0]])
 
 
+def _old_run(tmp_path, rows):
+    """A workdir holding a text_file run's config, on ``rows``."""
+    old = _config(dataset="text_file", text_files=_write_csv(tmp_path / "old.csv", rows),
+                  max_examples_per_domain=0)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text(old.to_json())
+    return old
+
+
+MORE = [(f"another sentence {i} sounds {'fine' if i % 2 else 'awful'}",
+         ["negative", "positive"][i % 2]) for i in range(40)]
+
+
+def test_an_update_tests_no_old_row_its_new_file_trains_on(tmp_path):
+    """new.csv repeating the old file (as an update's data often does) trained on the old
+    task's test rows: its accuracy then measured memory, not retention."""
+    old = _old_run(tmp_path, MORE)
+    new = _write_csv(tmp_path / "new.csv", ROWS + MORE)
+    config = _config(dataset="text_file", text_files=new, update_from=str(tmp_path / "old"),
+                     max_examples_per_domain=0)
+    [before] = text_stream.text_tasks(old, 0)
+    tasks = text_stream.text_tasks(config, 0)
+    trained = {t for task in tasks for t in task.train_texts}
+    assert [task.name for task in tasks] == ["old", "new.csv"]
+    assert tasks[0].train_texts == before.train_texts  # training data never changes
+    kept = [t for t in before.test_texts if t not in set(tasks[1].train_texts)]
+    assert 0 < len(kept) < len(before.test_texts)
+    assert tasks[0].test_texts == kept
+    labels = dict(zip(before.test_texts, before.test_labels.tolist(), strict=True))
+    assert tasks[0].test_labels.tolist() == [labels[t] for t in kept]
+    for task in tasks:
+        assert not set(task.test_texts) & trained
+        assert len(task.test_texts) == len(task.test_labels)
+
+
+def test_a_new_file_that_only_repeats_old_training_rows_is_named(tmp_path):
+    old = _old_run(tmp_path, MORE)
+    [before], names = text_stream.text_tasks(old, 0), text_stream.label_names(old)
+    rows = [(t, names[y]) for t, y in zip(before.train_texts, before.train_labels, strict=True)]
+    config = _config(dataset="text_file", text_files=_write_csv(tmp_path / "new.csv", rows),
+                     update_from=str(tmp_path / "old"), max_examples_per_domain=0)
+    with pytest.raises(ValueError, match="task 'new.csv': every test row repeats a text"):
+        text_stream.text_tasks(config, 0)
+
+
 def test_missing_run_config_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.json"):
         text_stream.read_run_config(str(tmp_path))

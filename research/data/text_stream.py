@@ -5,7 +5,9 @@ domain of ``config.domains``, in that order, each tested on its own test
 split) or from user files (``dataset='text_file'``: one task per file of
 ``config.text_files``, split 80/20 stratified by label). With
 ``config.update_from=W`` the data of the run in workdir W comes first, merged
-into one task ``old``: what ``scripts.update`` measures forgetting on.
+into one task ``old``: what ``scripts.update`` measures forgetting on. No task
+tests on a text that any task of the stream trains on (an update's new file
+that repeats old rows would otherwise train on the old task's test rows).
 
 Every text is tokenised once to ``config.max_length`` tokens and packed as
 int32 ``[3, L]`` (``models.text.build.PACKED_FIELDS``), so the stream has
@@ -115,8 +117,26 @@ def read_run_config(workdir: str) -> ml_collections.ConfigDict:
     return config
 
 
+def unseen_in_any_training(tasks: Sequence[TextTask]) -> list[TextTask]:
+    """``tasks`` with every test text that any task of the stream trains on dropped, as
+    ``sentiment.unseen_in_training`` does within one task (the same exact-text match). An
+    update's new file often repeats old rows: an old test row trained on later would
+    measure memory, not retention, and inflate the old task's accuracy and BWT."""
+    seen = {text for task in tasks for text in task.train_texts}
+    out = []
+    for task in tasks:
+        keep = np.array([i for i, text in enumerate(task.test_texts) if text not in seen], int)
+        if task.test_texts and not len(keep):
+            raise ValueError(f"task {task.name!r}: every test row repeats a text that the "
+                             "stream trains on; give it texts no task trains on")
+        out.append(task._replace(test_texts=[task.test_texts[i] for i in keep],
+                                 test_labels=task.test_labels[keep]))
+    return out
+
+
 def text_tasks(config: ml_collections.ConfigDict, seed: int) -> list[TextTask]:
-    """The stream's tasks as texts: old run data first (``update_from``), then the new data."""
+    """The stream's tasks as texts: old run data first (``update_from``), then the new data;
+    no task tests on a text any task trains on."""
     if config.dataset == "sentiment":
         tasks = sentiment_tasks(config, seed)
     elif config.dataset == "text_file":
@@ -130,7 +150,7 @@ def text_tasks(config: ml_collections.ConfigDict, seed: int) -> list[TextTask]:
             raise ValueError(f"labels {list(label_names(config))} differ from those of the run "
                              f"in {config.update_from!r}: {list(label_names(old))}")
         tasks = [merge("old", text_tasks(old, seed))] + tasks
-    return tasks
+    return unseen_in_any_training(tasks)
 
 
 def tokenize(config: ml_collections.ConfigDict, texts: Sequence[str]) -> np.ndarray:
