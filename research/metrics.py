@@ -71,3 +71,31 @@ def mean_std(values: list[float]) -> dict:
     """{'mean', 'std'} over seeds (population std; 0 for one seed)."""
     arr = np.asarray(values, np.float64)
     return {"mean": float(arr.mean()), "std": float(arr.std())}
+
+
+SUMMARY_METRICS = ("ACC", "BWT", "FWT", "forgetting", "learning_accuracy")
+
+
+def summary_of(runs: list[dict]) -> dict:
+    """Mean ± std over ``runs`` (each ``summarize``'s figures) of every summary metric."""
+    return {m: mean_std([run[m] for run in runs]) for m in SUMMARY_METRICS}
+
+
+def hp_label(hp: dict) -> str:
+    """``'ewc_lambda=100, ...'``: a swept value as a table row or a plot names it."""
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in hp.items())
+
+
+def by_hp(runs: list[dict]) -> list[dict]:
+    """A sweep's runs grouped by their swept values (in run order): each group's ``hp``,
+    its seeds, its summary and its mean accuracy matrix. Figures pooled over several
+    values would mix different methods' results."""
+    groups: dict[str, list[dict]] = {}
+    for run in runs:
+        groups.setdefault(hp_label(run["hp"]), []).append(run)
+    return [{"hp": group[0]["hp"], "seeds": [run["seed"] for run in group],
+             "summary": summary_of(group),
+             "accuracy_matrix": np.mean([run["accuracy_matrix"] for run in group], axis=0)
+             .round(6).tolist()} for group in groups.values()]
+

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from research import metrics as metrics_lib
+
 SCENARIO_KEYS = ("class_il", "task_il", "domain_il")
 _UMASK = os.umask(0)  # read once, on import, before any thread writes a report
 os.umask(_UMASK)
@@ -62,22 +64,37 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def scenario_groups(scenario: dict) -> list[tuple[str, dict, np.ndarray]]:
+    """``(label, summary, mean accuracy matrix)`` of a scenario's runs: one per swept value
+    (``by_hp``), or one unlabelled group of every run."""
+    if "by_hp" in scenario:
+        return [(metrics_lib.hp_label(g["hp"]), g["summary"], np.asarray(g["accuracy_matrix"]))
+                for g in scenario["by_hp"]]
+    return [("", scenario["summary"],
+             np.mean([run["accuracy_matrix"] for run in scenario["runs"]], axis=0))]
+
+
 def run_markdown(results: dict) -> str:
-    """The one-run summary: figures per scenario (mean ± std over runs) and the matrix."""
+    """The one-run summary: figures per scenario (mean ± std over seeds, apart for each
+    swept value) and the accuracy matrix."""
     parts = [f"# {results['config']['algorithm']} on {results['config']['dataset']}\n"]
+    swept = any("by_hp" in results[key] for key in SCENARIO_KEYS if key in results)
     rows = []
     for key in SCENARIO_KEYS:
         if key in results:
-            s = results[key]["summary"]
-            rows.append([key] + [_fmt(s[m]) for m in ("ACC", "BWT", "FWT", "forgetting")])
-    parts.append(markdown_table(["scenario", "ACC", "BWT", "FWT", "forgetting"], rows))
+            for label, s, _ in scenario_groups(results[key]):
+                rows.append([key] + [label] * swept
+                            + [_fmt(s[m]) for m in ("ACC", "BWT", "FWT", "forgetting")])
+    parts.append(markdown_table(["scenario"] + ["swept"] * swept
+                                + ["ACC", "BWT", "FWT", "forgetting"], rows))
     for key in SCENARIO_KEYS:
         if key in results:
-            matrix = np.mean([run["accuracy_matrix"] for run in results[key]["runs"]], axis=0)
-            headers = ["after task"] + [f"task {j}" for j in range(matrix.shape[1])]
-            body = [[str(i)] + [f"{v:.3f}" for v in row] for i, row in enumerate(matrix)]
-            parts.append(f"\n## {key} accuracy matrix (mean over runs)\n\n")
-            parts.append(markdown_table(headers, body))
+            for label, _, matrix in scenario_groups(results[key]):
+                headers = ["after task"] + [f"task {j}" for j in range(matrix.shape[1])]
+                body = [[str(i)] + [f"{v:.3f}" for v in row] for i, row in enumerate(matrix)]
+                over = f"{label}, mean over its seeds" if label else "mean over runs"
+                parts.append(f"\n## {key} accuracy matrix ({over})\n\n")
+                parts.append(markdown_table(headers, body))
     if "routing" in results:
         confusion = np.sum([run["confusion"] for run in results["routing"]["runs"]], axis=0)
         headers = ["task \\ sent to stage"] + [str(j) for j in range(confusion.shape[1])]
@@ -111,33 +128,39 @@ def save_figure(fig, path: str, dpi: int = 110) -> None:
 
 
 def plot_run(results: dict, workdir: str) -> list[str]:
-    """Accuracy-matrix heat map and accuracy-per-task curves for each scenario reported."""
+    """Accuracy-matrix heat map and accuracy-per-task curves for each scenario reported,
+    a panel per swept value."""
     plt = pyplot()
-    paths = []
+    algorithm, paths = results["config"]["algorithm"], []
     for key in SCENARIO_KEYS:
         if key not in results:
             continue
-        matrix = np.mean([run["accuracy_matrix"] for run in results[key]["runs"]], axis=0)
-        fig, ax = plt.subplots(figsize=(4.5, 4))
-        image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
-        for (i, j), v in np.ndenumerate(matrix):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if v < 0.6 else "black")
-        ax.set(xlabel="evaluated on task", ylabel="after training task",
-               title=f"{results['config']['algorithm']}: {key} R[i][j]")
-        fig.colorbar(image, ax=ax)
+        groups = scenario_groups(results[key])
+        fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 4), squeeze=False)
+        for ax, (label, _, matrix) in zip(axes[0], groups, strict=True):
+            image = ax.imshow(matrix, vmin=0, vmax=1, cmap="viridis")
+            for (i, j), v in np.ndenumerate(matrix):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if v < 0.6 else "black")
+            ax.set(xlabel="evaluated on task", ylabel="after training task",
+                   title=f"{algorithm}: {key} R[i][j]" + (f"\n{label}" if label else ""))
+            fig.colorbar(image, ax=ax)
         paths.append(os.path.join(workdir, f"accuracy_matrix_{key}.png"))
         save_figure(fig, paths[-1])
         plt.close(fig)
 
-        fig, ax = plt.subplots(figsize=(5.5, 3.5))
-        for j in range(matrix.shape[1]):
-            ax.plot(range(j, matrix.shape[0]), matrix[j:, j], marker="o", label=f"task {j}")
-        ax.plot(range(matrix.shape[0]), [row[: i + 1].mean() for i, row in enumerate(matrix)],
-                "k--", label="mean seen")
-        ax.set(xlabel="after training task", ylabel="accuracy", ylim=(0, 1.02),
-               title=f"{results['config']['algorithm']}: {key} accuracy over the stream")
-        ax.legend(fontsize=7, ncol=2)
+        fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 3.5),
+                                 squeeze=False)
+        for ax, (label, _, matrix) in zip(axes[0], groups, strict=True):
+            for j in range(matrix.shape[1]):
+                ax.plot(range(j, matrix.shape[0]), matrix[j:, j], marker="o", label=f"task {j}")
+            ax.plot(range(matrix.shape[0]),
+                    [row[: i + 1].mean() for i, row in enumerate(matrix)], "k--",
+                    label="mean seen")
+            ax.set(xlabel="after training task", ylabel="accuracy", ylim=(0, 1.02),
+                   title=f"{algorithm}: {key} accuracy over the stream"
+                   + (f"\n{label}" if label else ""))
+            ax.legend(fontsize=7, ncol=2)
         paths.append(os.path.join(workdir, f"accuracy_curves_{key}.png"))
         save_figure(fig, paths[-1])
         plt.close(fig)

@@ -306,7 +306,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                     **{k: v.tolist() for k, v in acc.items()}})
 
         stages = data.stages
-        bar = _progress_bar(config, len(stages) * epochs, progress)
+        bar = _progress_bar(config, len(stages) * epochs, progress, runs)
         for stage in range(progress["stage"], len(stages)):
             task = stages[stage]
             host_pool = data.train_pool(task)
@@ -360,10 +360,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     return results
 
 
-def _progress_bar(config, total: int, progress: dict) -> _Progress:
+def _progress_bar(config, total: int, progress: dict, runs: int) -> _Progress:
     done = progress["stage"] * config.num_epochs + progress["epoch"]
-    return _Progress(total, done, config.progress,
-                     f"{config.algorithm} x{config.num_seeds}")
+    return _Progress(total, done, config.progress, f"{config.algorithm} x{runs}")
 
 
 def _results(config, grid, acc, random_init, rows, eng, train_seconds, steps) -> dict:
@@ -377,11 +376,12 @@ def _results(config, grid, acc, random_init, rows, eng, train_seconds, steps) ->
             figures = metrics.summarize(acc[key][r], random_init[key][r])
             runs.append({"seed": seed, "hp": {k: hp[k] for k in config_check.parse_sweep(config)},
                          **figures})
-        summary = {m: metrics.mean_std([run[m] for run in runs])
-                   for m in ("ACC", "BWT", "FWT", "forgetting", "learning_accuracy")}
+        summary = metrics.summary_of(runs)
         results[name] = {"summary": summary, "runs": runs,
                          "accuracy_matrix": runs[0]["accuracy_matrix"],
                          **{m: summary[m]["mean"] for m in summary}}
+        if config_check.parse_sweep(config):
+            results[name]["by_hp"] = metrics.by_hp(runs)
     results.update({
         "train_seconds": train_seconds,
         "compile_seconds": eng.compile_seconds,

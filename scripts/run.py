@@ -13,7 +13,7 @@ import json
 from absl import flags
 from ml_collections import config_flags
 
-from research import distributed, train
+from research import distributed, report, train
 from scripts import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
@@ -26,11 +26,12 @@ distributed.define_flags()
 
 def _summary(results: dict) -> str:
     lines = []
-    for key in ("class_il", "task_il", "domain_il"):
+    for key in report.SCENARIO_KEYS:
         if key in results:
-            s = results[key]["summary"]
-            lines.append(f"{key}: ACC {s['ACC']['mean']:.3f} ± {s['ACC']['std']:.3f}  "
-                         f"BWT {s['BWT']['mean']:+.3f}  forgetting {s['forgetting']['mean']:.3f}")
+            for label, s, _ in report.scenario_groups(results[key]):
+                lines.append(f"{key}{f' [{label}]' if label else ''}: ACC {s['ACC']['mean']:.3f}"
+                             f" ± {s['ACC']['std']:.3f}  BWT {s['BWT']['mean']:+.3f}  "
+                             f"forgetting {s['forgetting']['mean']:.3f}")
     lines.append(json.dumps({k: results[k] for k in (
         "train_seconds", "compile_seconds", "num_compiles", "steps")}))
     return "\n".join(lines)
