@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import time
@@ -134,6 +135,23 @@ def _check_finite(rows: list[dict]) -> None:
                 f"non-finite {', '.join(terms)} in task {row['task']}, epoch {row['epoch']} "
                 f"(run {row['run']}, seed {row['seed']}); the last good checkpoint is kept. "
                 "Lower the learning rate, set config.clip_norm, or config.skip_nonfinite=True")
+
+
+def _null_skipped_epochs(rows: list[dict], steps_per_epoch: int) -> None:
+    """An epoch whose every step ``config.skip_nonfinite`` skipped has no loss: its terms
+    become None (null in metrics.jsonl, not a mean of nothing read as 0), with a warning."""
+    empty = [row for row in rows if row.get("skipped_steps", 0) >= steps_per_epoch]
+    for row in empty:
+        row.update({k: None for k in row if k not in _ROW_KEYS})
+    if empty:
+        first = empty[0]
+        logging.warning("%d epoch(s) had every step non-finite and skipped (config."
+                        "skip_nonfinite), first task %d, epoch %d, run %d: the run did not "
+                        "train there; their loss is null in metrics.jsonl", len(empty),
+                        first["task"], first["epoch"], first["run"])
+
+
+_ROW_KEYS = ("task", "epoch", "run", "seed", "skipped_steps")  # a metrics row's non-loss keys
 
 
 class _TrainClock:
@@ -293,6 +311,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                          **{k: float(v[r, i]) for k, v in got.items()}}
                         for i in range(count) for r in range(runs)]
             _check_finite(new)
+            _null_skipped_epochs(new, eng.steps_per_epoch)
             rows.extend(new)
             pending.clear()
 
