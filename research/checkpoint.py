@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from research import distributed
@@ -107,9 +108,11 @@ def _read(restore: Callable[[], Any]) -> tuple[Any, str]:
     return got, ""
 
 
-def _describe(leaf: Any) -> str:
-    """``float32[4, 6]``: a leaf's dtype and shape as a message shows them."""
-    return f"{leaf.dtype}[{', '.join(map(str, leaf.shape))}]"
+def _spec(leaf: Any) -> str:
+    """``float32[4, 6]``: a leaf's dtype and shape (a Python scalar's as numpy sees it)."""
+    dtype = leaf.dtype if hasattr(leaf, "dtype") else np.result_type(leaf)
+    shape = leaf.shape if hasattr(leaf, "shape") else np.shape(leaf)
+    return f"{np.dtype(dtype)}[{', '.join(map(str, shape))}]"
 
 
 def first_mismatch(expected: Any, found: Any) -> str:
@@ -120,10 +123,9 @@ def first_mismatch(expected: Any, found: Any) -> str:
     for path, leaf in want.items():
         name = ".".join(map(str, path))
         if path not in have:
-            return f"{name} ({_describe(leaf)}) is missing from it"
-        there = have[path]
-        if tuple(there.shape) != tuple(leaf.shape) or there.dtype != leaf.dtype:
-            return f"{name} is {_describe(there)} there, this run expects {_describe(leaf)}"
+            return f"{name} ({_spec(leaf)}) is missing from it"
+        if _spec(have[path]) != _spec(leaf):
+            return f"{name} is {_spec(have[path])} there, this run expects {_spec(leaf)}"
     extra = next((path for path in have if path not in want), None)
     return "" if extra is None else f"{'.'.join(map(str, extra))} is in it but not in this run"
 
