@@ -36,6 +36,24 @@ def _positive(config, *fields: str) -> None:
             raise ConfigError(f"config.{field} must be a positive number, got {value!r}")
 
 
+def check_widths(value, field: str, at_least_one: bool = False) -> None:
+    """ConfigError naming ``field`` unless ``value`` is a tuple of positive integers (layer
+    widths or channels): 'abc', 0 or -5 would otherwise fail inside a Flax init, as a
+    shape error or a ZeroDivisionError."""
+    widths = value if isinstance(value, (tuple, list)) else (value,)
+    if (any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in widths)
+            or (at_least_one and not widths)):
+        kind = "positive integers" if widths is value else "a positive integer"
+        need = "; the model needs at least one" if at_least_one and not widths else ""
+        raise ConfigError(f"{field} must be {kind}, got {value!r}{need}")
+
+
+# The width fields each model reads: (field, whether it may be empty).
+_MODEL_WIDTHS = {"mlp": [("hidden", True)], "progressive": [("hidden", False)],
+                 "expansion": [("hidden", False)],
+                 "cnn": [("channels", True), ("cnn_hidden", False)]}
+
+
 def parse_sweep(config: ml_collections.ConfigDict) -> dict[str, list[float]]:
     """{name: [values]} for every non-empty ``config.sweep.NAME = "v1,v2,..."``."""
     sweep = {}
@@ -89,6 +107,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _choice("algorithm", config.algorithm, algorithms.available())
     _positive(config, "num_tasks", "batch_size", "num_epochs", "num_seeds", "learning_rate",
               "checkpoint_every_epochs", "keep_checkpoints", "eval_batch_size")
+    for field, may_be_empty in _MODEL_WIDTHS.get(config.model, []):
+        check_widths(config.get(field), f"config.{field}", at_least_one=not may_be_empty)
     domain = config.dataset in data_load.DOMAIN_DATASETS
     if domain != (config.scenario == "domain"):
         raise ConfigError(

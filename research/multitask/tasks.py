@@ -15,6 +15,7 @@ import numpy as np
 
 from algorithms import mtl_weighting as mtw
 from models import multitask as mt
+from research.config_check import check_widths
 from research.data.multi_digits import Split
 
 DATASETS = ("multi_digits", "sentiment_multitask")
@@ -58,6 +59,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         value = config.get(field, 1)
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"--config.{field} must be a positive integer, got {value!r}")
+    # every arch shares (or mixes) its hidden layers: a model without one has none to share
+    check_widths(config.hidden, "--config.hidden", at_least_one=True)
     if config.arch not in mt.ARCHS:
         raise ValueError(f"unknown --config.arch {config.arch!r}; choices: {', '.join(mt.ARCHS)}")
     if config.weighting not in mtw.WEIGHTINGS:

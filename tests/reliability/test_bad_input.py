@@ -33,6 +33,30 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
         assert last.startswith("error: ") and message in last, (arg, last)
 
 
+@pytest.mark.parametrize("script, args, line", [
+    ("run", ["--config.hidden=abc"], "config.hidden must be positive integers, got ('abc',)"),
+    ("run", ["--config.hidden=0"], "config.hidden must be positive integers, got (0,)"),
+    ("run", ["--config.hidden=-5"], "config.hidden must be positive integers, got (-5,)"),
+    ("run", ["--config.model=cnn", "--config.channels=abc"],
+     "config.channels must be positive integers, got ('abc',)"),
+    ("run", ["--config.model=cnn", "--config.cnn_hidden=0"],
+     "config.cnn_hidden must be a positive integer, got 0"),
+    ("multitask", ["--config.hidden=abc"],
+     "--config.hidden must be positive integers, got ('abc',)"),
+    ("multitask_compare", ["--config.hidden=()"],
+     "--config.hidden must be positive integers, got (); the model needs at least one"),
+])
+def test_layer_widths_that_are_not_positive_integers_are_one_line(tmp_path, script, args, line):
+    """'abc', 0 or -5 as a width used to fail inside the model's init: a JAX traceback, a
+    ZeroDivisionError or a TypeError, exit 1."""
+    config = ["--config=research/configs/split_digits.py"] if script == "run" else []
+    proc = helpers.run([sys.executable, "-m", f"scripts.{script}", *config, *args,
+                        f"--workdir={tmp_path / 'w'}"])
+    assert proc.returncode == 2, proc.stderr[-500:]
+    assert proc.stderr.strip().splitlines() == [f"error: {line}"]
+    assert not (tmp_path / "w").exists()
+
+
 CONFIG_FILE_CASES = [  # (file, its text or None for no file, what the one line says)
     ("missing.py", None, "[Errno 2] No such file or directory: '{path}'"),
     ("broken.py", "def get_config(:\n", "invalid syntax at line 1"),
