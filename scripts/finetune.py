@@ -17,6 +17,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from research import finetune, train
+from research.data import load as data_load
 from scripts import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
@@ -38,7 +39,19 @@ def _trainable(config) -> float:
     return finetune.trainable_fraction(shapes, config)
 
 
+def check_text_run(config) -> None:
+    """ValueError for a config whose stream holds no texts: its run would train, then
+    find no domain-IL figures to report."""
+    if config.dataset not in data_load.TEXT_DATASETS:
+        raise ValueError(
+            f"scripts.finetune fine-tunes a text classifier: config.dataset "
+            f"{config.dataset!r} is no text dataset; it takes "
+            f"{' or '.join(data_load.TEXT_DATASETS)} (e.g. "
+            "--config=research/configs/sentiment_finetune.py)")
+
+
 def run(config, workdir: str, overwrite: bool) -> dict:
+    check_text_run(config)
     finetune.check_mode(config)
     if config.cached_features:
         config = finetune.cached_features_config(config)

@@ -9,6 +9,7 @@ DATASETS = ("split_digits", "permuted_digits", "rotated_digits", "split_mnist1d"
 DOMAIN_DATASETS = ("permuted_digits", "rotated_digits", "sentiment", "text_file")
 # Inputs scaled to [0, 1] (pixel intensities), what a Bernoulli generator models.
 UNIT_RANGE_DATASETS = ("split_digits", "permuted_digits", "rotated_digits", "tfds")
+TEXT_DATASETS = ("sentiment", "text_file")  # streams of texts, for the text model
 
 
 def parse_class_order(text: str) -> list[int] | None:
@@ -41,7 +42,7 @@ def make_stream(config, seed: int) -> stream_lib.Stream:
         from research.data.tfds_source import split_tfds
         return split_tfds(config.tfds_name, seed, config.num_tasks, order,
                           config.data_dir or None)
-    if name in ("sentiment", "text_file"):
+    if name in TEXT_DATASETS:
         from research.data.text_stream import make_text_stream
         return make_text_stream(config, seed)
     raise ValueError(f"unknown dataset {name!r}; choices: {', '.join(DATASETS)}")

@@ -214,6 +214,10 @@ def test_processes_that_cannot_join_say_why_in_one_line(tmp_path, flag, environ,
      "--results '{tmp}' is a directory; give a file name"),
     ("embed", ["--input={tmp}/a_file", "--output={tmp}"],
      "--output '{tmp}' is a directory; give a file name"),
+    ("finetune", ["--config=research/configs/split_digits.py", "--workdir={tmp}/w"],
+     "scripts.finetune fine-tunes a text classifier: config.dataset 'split_digits' is no "
+     "text dataset; it takes sentiment or text_file (e.g. "
+     "--config=research/configs/sentiment_finetune.py)"),
     ("fetch_data", ["--cache_dir={tmp}/cache", "--sdist={tmp}/nope.tar.gz"],
      "--sdist file '{tmp}/nope.tar.gz' does not exist"),
     ("fetch_data", ["--cache_dir={tmp}/cache", "--sdist={tmp}/a_file"],
