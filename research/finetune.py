@@ -48,6 +48,15 @@ def check_mode(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.layer_decay must be in (0, 1], got {config.layer_decay}")
     if config.finetune == "freeze_bottom" and config.freeze_layers < 0:
         raise ValueError(f"config.freeze_layers must be >= 0, got {config.freeze_layers}")
+    # with none, the mode trains the head alone, a linear probe under another name
+    for mode, field, what in (("lora", "lora_rank", "LoRA factors"),
+                              ("prompt", "num_prompt_tokens", "soft prompt vectors")):
+        value = config.get(field)
+        if config.finetune == mode and (not isinstance(value, int) or isinstance(value, bool)
+                                        or value < 1):
+            raise ValueError(f"config.{field} must be an integer >= 1 with "
+                             f"finetune={mode!r} (no {what}: only the head would train), "
+                             f"got {value!r}")
 
 
 def _keys(path: tuple[Any, ...]) -> list[str]:

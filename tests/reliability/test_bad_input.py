@@ -218,6 +218,14 @@ def test_processes_that_cannot_join_say_why_in_one_line(tmp_path, flag, environ,
      "scripts.finetune fine-tunes a text classifier: config.dataset 'split_digits' is no "
      "text dataset; it takes sentiment or text_file (e.g. "
      "--config=research/configs/sentiment_finetune.py)"),
+    ("finetune", ["--config=research/configs/sentiment_finetune.py:runlocal",
+                  "--config.finetune=lora", "--config.lora_rank=0", "--workdir={tmp}/w"],
+     "config.lora_rank must be an integer >= 1 with finetune='lora' (no LoRA factors: only "
+     "the head would train), got 0"),
+    ("finetune", ["--config=research/configs/sentiment_finetune.py:runlocal",
+                  "--config.finetune=prompt", "--config.num_prompt_tokens=0", "--workdir={tmp}/w"],
+     "config.num_prompt_tokens must be an integer >= 1 with finetune='prompt' (no soft "
+     "prompt vectors: only the head would train), got 0"),
     ("fetch_data", ["--cache_dir={tmp}/cache", "--sdist={tmp}/nope.tar.gz"],
      "--sdist file '{tmp}/nope.tar.gz' does not exist"),
     ("fetch_data", ["--cache_dir={tmp}/cache", "--sdist={tmp}/a_file"],
