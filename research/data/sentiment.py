@@ -338,14 +338,22 @@ def stratified_split(
     return tuple(np.sort(np.concatenate(p)).astype(np.int64) for p in parts)
 
 
+def text_key(text: str) -> str:
+    """A text as a repeat is recognised: case and runs of whitespace left out. The tweets
+    repeat sentences with only the capitals changed ('Anger is ugly.' and 'Anger is
+    UGLY.'), which an uncased encoder reads as the same tokens."""
+    return " ".join(text.casefold().split())
+
+
 def unseen_in_training(texts: Sequence[str],
                        parts: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
     """``parts`` (index arrays, train first) with every held-out row whose text is also a
-    training row's dropped: the corpus repeats sentences under other ids (71 in NYT, 10
-    in Amazon), and a test sentence trained on measures memory, not generalisation."""
+    training row's (by ``text_key``) dropped: the corpus repeats sentences under other ids
+    (71 in NYT, 10 in Amazon, case variants in tweets), and a test sentence trained on
+    measures memory, not generalisation."""
     train, *held_out = parts
-    seen = {texts[i] for i in train}
-    return (train, *(idx[np.array([texts[i] not in seen for i in idx], bool)]
+    seen = {text_key(texts[i]) for i in train}
+    return (train, *(idx[np.array([text_key(texts[i]) not in seen for i in idx], bool)]
                      for idx in held_out))
 
 

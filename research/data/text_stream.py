@@ -119,13 +119,14 @@ def read_run_config(workdir: str) -> ml_collections.ConfigDict:
 
 def unseen_in_any_training(tasks: Sequence[TextTask]) -> list[TextTask]:
     """``tasks`` with every test text that any task of the stream trains on dropped, as
-    ``sentiment.unseen_in_training`` does within one task (the same exact-text match). An
+    ``sentiment.unseen_in_training`` does within one task (the same ``text_key``). An
     update's new file often repeats old rows: an old test row trained on later would
     measure memory, not retention, and inflate the old task's accuracy and BWT."""
-    seen = {text for task in tasks for text in task.train_texts}
+    seen = {sentiment.text_key(text) for task in tasks for text in task.train_texts}
     out = []
     for task in tasks:
-        keep = np.array([i for i, text in enumerate(task.test_texts) if text not in seen], int)
+        keep = np.array([i for i, text in enumerate(task.test_texts)
+                         if sentiment.text_key(text) not in seen], int)
         if task.test_texts and not len(keep):
             raise ValueError(f"task {task.name!r}: every test row repeats a text that the "
                              "stream trains on; give it texts no task trains on")
