@@ -48,6 +48,24 @@ def _final_row(results: dict) -> np.ndarray:
     return np.array([run["accuracy_matrix"][-1] for run in results["domain_il"]["runs"]])
 
 
+def check_config(config, pacings: list[str]) -> None:
+    """ValueError for a config this comparison cannot report on, before any run: its table
+    holds each sentiment domain's test accuracy (domain-IL), its caption the curriculum
+    fields. (A digits config trained every run, then failed with KeyError 'domain_il'.)"""
+    dataset = config.get("dataset")
+    if dataset != "sentiment":
+        raise ValueError(
+            "scripts.curriculum_compare compares curricula on the sentiment domains: "
+            f"config.dataset must be 'sentiment', got {dataset!r} (its default config is "
+            "research/configs/sentiment_curriculum.py)")
+    fields = ["c0", "curriculum_epochs"] + (
+        ["stage_thresholds", "validation_fraction"] if "threshold" in pacings else [])
+    missing = [f"config.{f}" for f in fields if f not in config]
+    if missing:
+        raise ValueError(f"the config lacks the curriculum field(s) {', '.join(missing)}; "
+                         "start from research/configs/sentiment_curriculum.py")
+
+
 def run_setting(config, name: str, pacing: str, budgets: list[int], output: str,
                 overwrite: bool = False, bar: tqdm | None = None) -> dict:
     """Test accuracy after each budget for one setting; ``bar`` advances once per run."""
@@ -72,8 +90,9 @@ def run_setting(config, name: str, pacing: str, budgets: list[int], output: str,
 
 def compare(config, output: str, curricula: list[str], pacings: list[str],
             budgets: list[int], target: float, overwrite: bool = False) -> str:
-    os.makedirs(output, exist_ok=True)
     grid = settings(curricula, pacings)
+    check_config(config, pacings)
+    workdirs.writable_directory(output, "--output folder")
     # The runs' own bars are off in the shipped config: this one counts the runs.
     with tqdm(total=len(grid) * len(budgets), desc="curriculum runs", unit="run") as bar:
         rows = [run_setting(config, name, pacing, budgets, output, overwrite, bar)
@@ -100,9 +119,8 @@ def main(argv):
     # Every run has the same shapes: compiled once, then loaded from OUTPUT/xla_cache
     # (or JAX_COMPILATION_CACHE_DIR, when set).
     cli.run_guarded(lambda: print(compare(
-        _CONFIG.value, workdirs.writable_directory(_OUTPUT.value, "--output folder"),
-        _CURRICULA.value, _PACINGS.value, parse_budgets(_BUDGETS.value), _TARGET.value,
-        _OVERWRITE.value), end=""), _OUTPUT.value)
+        _CONFIG.value, _OUTPUT.value, _CURRICULA.value, _PACINGS.value,
+        parse_budgets(_BUDGETS.value), _TARGET.value, _OVERWRITE.value), end=""), _OUTPUT.value)
 
 
 if __name__ == "__main__":

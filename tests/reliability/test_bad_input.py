@@ -226,6 +226,11 @@ def test_processes_that_cannot_join_say_why_in_one_line(tmp_path, flag, environ,
                   "--config.finetune=prompt", "--config.num_prompt_tokens=0", "--workdir={tmp}/w"],
      "config.num_prompt_tokens must be an integer >= 1 with finetune='prompt' (no soft "
      "prompt vectors: only the head would train), got 0"),
+    ("curriculum_compare", ["--config=research/configs/split_digits.py", "--budgets=1",
+                            "--curricula=length", "--pacings=linear", "--output={tmp}/w"],
+     "scripts.curriculum_compare compares curricula on the sentiment domains: config.dataset "
+     "must be 'sentiment', got 'split_digits' (its default config is "
+     "research/configs/sentiment_curriculum.py)"),
     ("fetch_data", ["--cache_dir={tmp}/cache", "--sdist={tmp}/nope.tar.gz"],
      "--sdist file '{tmp}/nope.tar.gz' does not exist"),
     ("fetch_data", ["--cache_dir={tmp}/cache", "--sdist={tmp}/a_file"],
