@@ -31,9 +31,10 @@ class WorkdirError(ValueError):
 OPERATIONAL = ("progress", "plots", "tensorboard", "keep_checkpoints")
 
 
-def prepare(workdir: str, identity: dict, overwrite: bool) -> None:
+def prepare(workdir: str, identity: dict, overwrite: bool, flag: str = "--workdir") -> None:
     """Creates the workdir, or refuses one that holds a run of another ``identity`` (the
-    config as it defines the run's numbers, written to ``config.json``).
+    config as it defines the run's numbers, written to ``config.json``); the refusal
+    asks for another ``flag``, the command's option that names where runs go.
 
     With many processes only process 0 clears and creates it; the others wait
     for its verdict, so ``--overwrite`` never removes another's files, and a
@@ -42,7 +43,7 @@ def prepare(workdir: str, identity: dict, overwrite: bool) -> None:
     refusal = ""
     if distributed.is_primary():
         try:
-            _claim_workdir(workdir, identity, overwrite)
+            _claim_workdir(workdir, identity, overwrite, flag)
         except WorkdirError as err:
             refusal = str(err)
     refusal = distributed.text_of_process_0(refusal)
@@ -76,7 +77,7 @@ def writable_file(path: str, name: str) -> str:
 _BEFORE_ANY_RUN = ("config.json", "xla_cache")
 
 
-def _claim_workdir(workdir: str, wanted: dict, overwrite: bool) -> None:
+def _claim_workdir(workdir: str, wanted: dict, overwrite: bool, flag: str) -> None:
     config_path = os.path.join(workdir, "config.json")
     if overwrite and os.path.isdir(workdir):
         shutil.rmtree(workdir)
@@ -92,5 +93,5 @@ def _claim_workdir(workdir: str, wanted: dict, overwrite: bool) -> None:
         if any(name not in _BEFORE_ANY_RUN for name in os.listdir(workdir)):
             raise WorkdirError(
                 f"workdir {workdir!r} holds a run of a different config (fields differ: "
-                f"{', '.join(diff)}); use another --workdir or pass --overwrite")
+                f"{', '.join(diff)}); use another {flag} or pass --overwrite")
     report.write_json(config_path, wanted)

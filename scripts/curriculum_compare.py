@@ -48,6 +48,15 @@ def _final_row(results: dict) -> np.ndarray:
     return np.array([run["accuracy_matrix"][-1] for run in results["domain_il"]["runs"]])
 
 
+def _run_config(config, name: str, pacing: str, epochs: int):
+    """(the run's config, its folder under --output) for one setting and budget."""
+    run = config.copy_and_resolve_references()
+    run.curriculum, run.num_epochs = name, epochs
+    if pacing:
+        run.pacing = pacing
+    return run, f"{name or 'random'}_{pacing or 'none'}_e{epochs}"
+
+
 def check_config(config, pacings: list[str]) -> None:
     """ValueError for a config this comparison cannot report on, before any run: its table
     holds each sentiment domain's test accuracy (domain-IL), its caption the curriculum
@@ -66,17 +75,26 @@ def check_config(config, pacings: list[str]) -> None:
                          "start from research/configs/sentiment_curriculum.py")
 
 
+def claim_workdirs(config, grid: list[tuple[str, str]], budgets: list[int], output: str,
+                   overwrite: bool) -> None:
+    """Claims every run's folder under ``output`` before any run trains: one holding a
+    run of another config is refused now (naming --output), not after the runs before it
+    (or cleared, with ``overwrite``)."""
+    for name, pacing in grid:
+        for epochs in budgets:
+            run, tag = _run_config(config, name, pacing, epochs)
+            workdirs.prepare(os.path.join(output, tag), train.run_identity(run), overwrite,
+                             flag="--output")
+
+
 def run_setting(config, name: str, pacing: str, budgets: list[int], output: str,
-                overwrite: bool = False, bar: tqdm | None = None) -> dict:
-    """Test accuracy after each budget for one setting; ``bar`` advances once per run."""
+                bar: tqdm | None = None) -> dict:
+    """Test accuracy after each budget for one setting; ``bar`` advances once per run.
+    The runs' folders are claimed already (``claim_workdirs``): each resumes or starts."""
     curve = []
     for epochs in budgets:
-        run = config.copy_and_resolve_references()
-        run.curriculum, run.num_epochs = name, epochs
-        if pacing:
-            run.pacing = pacing
-        tag = f"{name or 'random'}_{pacing or 'none'}_e{epochs}"
-        results = train.train_and_evaluate(run, os.path.join(output, tag), overwrite)
+        run, tag = _run_config(config, name, pacing, epochs)
+        results = train.train_and_evaluate(run, os.path.join(output, tag))
         acc = _final_row(results)
         curve.append({"epochs": epochs, "steps": results["steps"], "overall": acc.mean(1).tolist(),
                       "per_domain": acc.tolist()})
@@ -93,9 +111,10 @@ def compare(config, output: str, curricula: list[str], pacings: list[str],
     grid = settings(curricula, pacings)
     check_config(config, pacings)
     workdirs.writable_directory(output, "--output folder")
+    claim_workdirs(config, grid, budgets, output, overwrite)
     # The runs' own bars are off in the shipped config: this one counts the runs.
     with tqdm(total=len(grid) * len(budgets), desc="curriculum runs", unit="run") as bar:
-        rows = [run_setting(config, name, pacing, budgets, output, overwrite, bar)
+        rows = [run_setting(config, name, pacing, budgets, output, bar)
                 for name, pacing in grid]
     domains = [d.strip() for d in str(config.domains).split(",") if d.strip()]
     caption = (f"{config.num_seeds} seeds, test accuracy mean ± std over seeds (overall = mean "

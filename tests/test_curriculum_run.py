@@ -337,6 +337,7 @@ def test_compare_rerun_resumes_and_refuses_another_config(tmp_path):
     assert other.returncode == 2, other.stderr[-2000:]
     last = other.stderr.strip().splitlines()[-1]
     assert "holds a run of a different config" in last and "--overwrite" in last, last
+    assert "use another --output" in last, last  # the script's flag: it has no --workdir
 
 
 @pytest.mark.parametrize("values", [["1", "two"], ["2", "1"], ["0", "1"], [], ["1.5"]])

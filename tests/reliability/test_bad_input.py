@@ -260,6 +260,23 @@ def test_suite_refuses_a_run_of_another_config_unless_overwrite(tmp_path):
     assert "| naive |" in (tmp_path / "results.md").read_text()
 
 
+def test_curriculum_compare_refuses_another_config_before_any_run_naming_output(tmp_path):
+    """Every run's folder is claimed before the first run trains; the refusal asks for
+    another --output (the script's flag), not another --workdir (it has none)."""
+    foreign = tmp_path / "out" / "length_linear_e1"
+    (foreign / "checkpoints").mkdir(parents=True)
+    (foreign / "config.json").write_text('{"algorithm": "joint", "num_seeds": 5}')
+    proc = helpers.run([sys.executable, "-m", "scripts.curriculum_compare",
+                        "--config=research/configs/sentiment_curriculum.py:runlocal",
+                        "--budgets=1", "--curricula=length", "--pacings=linear",
+                        f"--output={tmp_path / 'out'}"])
+    assert proc.returncode == 2, proc.stderr[-500:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: workdir '{foreign}' holds a run of a different config"), last
+    assert last.endswith("; use another --output or pass --overwrite"), last
+    assert not (tmp_path / "out" / "random_none_e1" / "results.json").exists()
+
+
 def test_suite_writes_its_results_inside_the_workdir_and_shows_progress(tmp_path):
     """Without --results the markdown goes to WORKDIR, not to docs/ under the current
     directory (a quick run would replace the repository's measured table). The suite
