@@ -16,6 +16,7 @@ import tarfile
 
 from absl import flags
 
+from research import workdirs
 from research.data import sentiment
 from scripts import cli
 
@@ -39,6 +40,10 @@ def _fetch_sentiment() -> None:
     sdist = _SDIST.value
     if sdist is not None and not os.path.isfile(sdist):
         raise FileNotFoundError(f"--sdist file {sdist!r} does not exist")
+    if _FORCE.value or not sentiment.is_cached(_CACHE_DIR.value):  # it will be written
+        where = _CACHE_DIR.value or str(sentiment.default_cache_dir())
+        workdirs.writable_directory(os.path.expanduser(where),
+                                    "--cache_dir" if _CACHE_DIR.value else "cache folder")
     try:
         target = sentiment.fetch(_CACHE_DIR.value, sdist_path=sdist, force=_FORCE.value)
     except tarfile.TarError as err:

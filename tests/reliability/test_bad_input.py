@@ -231,6 +231,8 @@ def test_processes_that_cannot_join_say_why_in_one_line(tmp_path, flag, environ,
      "scripts.curriculum_compare compares curricula on the sentiment domains: config.dataset "
      "must be 'sentiment', got 'split_digits' (its default config is "
      "research/configs/sentiment_curriculum.py)"),
+    ("fetch_data", ["--cache_dir={tmp}/a_file"], "cannot create --cache_dir '{tmp}/a_file': "
+                                                  "File exists"),
     ("fetch_data", ["--cache_dir={tmp}/cache", "--sdist={tmp}/nope.tar.gz"],
      "--sdist file '{tmp}/nope.tar.gz' does not exist"),
     ("fetch_data", ["--cache_dir={tmp}/cache", "--sdist={tmp}/a_file"],
