@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from absl import flags
 
+from research import workdirs
 from research.bench import runs
 from scripts import cli
 
@@ -22,6 +23,8 @@ _PLOT = flags.DEFINE_string("plot", None, "PNG path for the ratios' bar chart.")
 def _compare(paths: list[str]) -> None:
     if not paths:
         raise ValueError("name at least one scripts.bench output directory or bench.json")
+    if _PLOT.value:  # before the reports are read: a path that cannot be written says so
+        workdirs.writable_file(_PLOT.value, "--plot")
     loaded = [runs.load(path) for path in paths]
     if len({label for label, _ in loaded}) < len(loaded):  # two folders of the same name
         loaded = [(path, result) for path, (_, result) in zip(paths, loaded, strict=True)]

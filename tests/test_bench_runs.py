@@ -110,3 +110,22 @@ def test_share_of_matmul_is_read_against_the_cpu_target_only():
     fast_gpu["step_efficiency"]["fraction_of_matmul"] = 0.55
     gpu = rows(runs.figures_table([("gpu", fast_gpu)]))
     assert gpu["naive step, share of matmul"] == ["55.0%", "- |"]
+
+
+def test_plot_path_is_checked_before_the_reports_and_a_missing_folder_is_made(tmp_path):
+    """--plot under a file was a traceback, or an error naming the temporary file the
+    plot goes through; it is one line naming --plot, before any report is read (the
+    missing report is not the one reported). A missing folder is created."""
+    (tmp_path / "a_file").write_text("")
+    failed = subprocess.run([sys.executable, "-m", "scripts.bench_compare",
+                             str(tmp_path / "nowhere"), f"--plot={tmp_path / 'a_file' / 'r.png'}"],
+                            capture_output=True, text=True)
+    assert failed.returncode == 2
+    assert failed.stderr.strip().splitlines() == [
+        f"error: cannot create --plot folder '{tmp_path / 'a_file'}': File exists"]
+    path = _write(tmp_path / "run_a", _report("cpu", 2000.0, 400.0))
+    plot = tmp_path / "new" / "folder" / "ratios.png"
+    done = subprocess.run([sys.executable, "-m", "scripts.bench_compare", path, f"--plot={plot}"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert plot.exists()
