@@ -134,6 +134,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for name, values in parse_sweep(config).items():
         if any(v < 0 for v in values):
             raise ConfigError(f"config.sweep.{name} must not hold negative values: {values}")
+    if config.dataset == "tfds" and not str(config.get("tfds_name", "")).strip():
+        raise ConfigError("config.tfds_name is required with dataset='tfds' "
+                          "(e.g. --config.tfds_name=mnist)")
     if config.dataset != "tfds":
         try:
             data_load.parse_class_order(config.class_order)

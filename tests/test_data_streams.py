@@ -77,6 +77,39 @@ def test_tfds_unknown_dataset():
         split_tfds("no_such_dataset_xyz", seed=0)
 
 
+def test_tfds_unprepared_dataset_names_its_data_dir_and_fetches_nothing(tmp_path, capfd):
+    """The command it gives prepares the dataset where the run reads it (data_dir) in the
+    format data_source reads; TFDS says nothing first (it used to start 'Downloading and
+    preparing dataset', then warn about a folder that does not exist)."""
+    pytest.importorskip("tensorflow_datasets")
+    from research.data.tfds_source import split_tfds
+
+    with pytest.raises(ValueError) as err:
+        split_tfds("mnist", seed=0, data_dir=str(tmp_path))
+    assert str(err.value) == (
+        f"TFDS dataset 'mnist' is not prepared in {tmp_path}; prepare it once with: python -c "
+        "\"import tensorflow_datasets as tfds; tfds.builder('mnist', "
+        f"data_dir='{tmp_path}').download_and_prepare(file_format='array_record')\"")
+    out, errors = capfd.readouterr()
+    assert "Downloading" not in out + errors and "Variant folder" not in out + errors
+    assert not list(tmp_path.iterdir())
+
+
+def test_tfds_dataset_prepared_in_a_format_data_source_cannot_read_says_so():
+    import types
+
+    from research.data import tfds_source
+
+    tfrecord = types.SimpleNamespace(value="tfrecord")
+    prepared = types.SimpleNamespace(is_prepared=lambda: True, info=types.SimpleNamespace(
+        file_format=tfrecord, splits={"train": None, "test": None}))
+    message = tfds_source._unreadable("mnist", prepared, None, NotImplementedError())
+    assert message.startswith("TFDS dataset 'mnist' is prepared as tfrecord, which "
+                              "tfds.data_source cannot read (array_record or parquet); "
+                              "prepare it again with: python -c")
+    assert "tfds.builder('mnist').download_and_prepare(file_format='array_record')" in message
+
+
 def test_seeds_of_a_generated_stream_stack_into_one_run_batch():
     """MNIST-1D draws each seed's data anew, so its tasks' row counts differ by seed; the
     runs stack with zero padding that their row counts mask."""

@@ -5,11 +5,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 
 import numpy as np
+from absl import logging
 
 from research.data import stream as stream_lib
+
+READABLE_FORMATS = ("array_record", "parquet")  # what tfds.data_source reads
 
 
 def _to_arrays(source, max_examples: int | None, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -27,15 +31,33 @@ def _to_arrays(source, max_examples: int | None, name: str) -> tuple[np.ndarray,
 
 def _unreadable(name: str, builder, data_dir: str | None, err: Exception) -> str:
     """Why ``data_source`` could not read a dataset TFDS knows, in the user's terms."""
+    where = f", data_dir={data_dir!r}" if data_dir else ""
+    prepare = ("python -c \"import tensorflow_datasets as tfds; "
+               f"tfds.builder({name!r}{where}).download_and_prepare(file_format='array_record')\"")
     if not builder.is_prepared():
         return (f"TFDS dataset {name!r} is not prepared in {data_dir or 'the default data_dir'}; "
-                "prepare it once with: python -c \"import tensorflow_datasets as tfds; "
-                f"tfds.builder('{name}').download_and_prepare()\"")
+                f"prepare it once with: {prepare}")
+    file_format = str(getattr(getattr(builder.info, "file_format", None), "value", ""))
+    if file_format and file_format not in READABLE_FORMATS:
+        return (f"TFDS dataset {name!r} is prepared as {file_format}, which tfds.data_source "
+                f"cannot read ({' or '.join(READABLE_FORMATS)}); prepare it again with: {prepare}")
     splits = sorted(builder.info.splits)
     if not {"train", "test"} <= set(splits):
         return (f"TFDS dataset {name!r} has splits {splits}; this stream reads 'train' "
                 "and 'test'")
     return f"TFDS dataset {name!r} could not be read: {err}"
+
+
+@contextlib.contextmanager
+def _quiet_tfds() -> Iterator[None]:
+    """TFDS's absl warnings off: an unprepared dataset logs 'Variant folder ... has no
+    dataset_info.json' for a folder that does not exist, before our one-line reason."""
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
 
 
 def split_tfds(name: str, seed: int, num_tasks: int = 5,
@@ -45,14 +67,18 @@ def split_tfds(name: str, seed: int, num_tasks: int = 5,
     import tensorflow_datasets as tfds
     from tensorflow_datasets.core.registered import DatasetNotFoundError
 
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except DatasetNotFoundError:
-        raise ValueError(f"unknown TFDS dataset {name!r}") from None
-    try:
-        sources = tfds.data_source(name, split=["train", "test"], data_dir=data_dir)
-    except Exception as err:  # noqa: BLE001 - an unprepared dataset fails in many ways
-        raise ValueError(_unreadable(name, builder, data_dir, err)) from None
+    with _quiet_tfds():
+        try:
+            builder = tfds.builder(name, data_dir=data_dir)
+        except DatasetNotFoundError:
+            raise ValueError(f"unknown TFDS dataset {name!r}") from None
+        try:
+            # download=False: an unprepared dataset is reported below, without TFDS first
+            # printing 'Downloading and preparing dataset' (this runs with no network)
+            sources = tfds.data_source(name, split=["train", "test"], data_dir=data_dir,
+                                       download=False)
+        except Exception as err:  # noqa: BLE001 - an unprepared dataset fails in many ways
+            raise ValueError(_unreadable(name, builder, data_dir, err)) from None
     num_classes = builder.info.features["label"].num_classes
     order = stream_lib.check_class_order(class_order or [], num_classes, num_tasks)
     x_tr, y_tr = _to_arrays(sources[0], max_examples, name)

@@ -21,6 +21,7 @@ CLI_CASES = [
     ("--config.class_order=1,2,3", "must be a permutation of 0..9"),
     ("--config.hp.ewc_lambda=-1.0", "must not be negative"),
     ("--config.scenario=domain", "does not fit dataset"),
+    ("--config.dataset=tfds", "config.tfds_name is required with dataset='tfds'"),
 ]
 
 
