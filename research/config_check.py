@@ -36,6 +36,23 @@ def _positive(config, *fields: str) -> None:
             raise ConfigError(f"config.{field} must be a positive number, got {value!r}")
 
 
+def check_names(values: list[str], choices: tuple[str, ...], flag: str, what: str,
+                among: str = "") -> None:
+    """ConfigError naming ``flag`` (a comma-separated list of ``what``s to run) when it is
+    empty, names one outside ``choices`` (``among`` says where they come from), or names
+    one twice (it would run twice, or read the first run back)."""
+    listed = f"; choices: {', '.join(choices)}"
+    if not values:
+        raise ConfigError(f"{flag}: name at least one {what}{listed}")
+    unknown = list(dict.fromkeys(v for v in values if v not in choices))
+    if unknown:
+        raise ConfigError(f"unknown {flag} value(s) {', '.join(map(repr, unknown))}"
+                          f"{f' ({among})' if among else ''}{listed}")
+    twice = sorted({v for v in values if values.count(v) > 1})
+    if twice:
+        raise ConfigError(f"{flag}: {what}(s) named more than once: {', '.join(twice)}")
+
+
 def check_widths(value, field: str, at_least_one: bool = False) -> None:
     """ConfigError naming ``field`` unless ``value`` is a tuple of positive integers (layer
     widths or channels): 'abc', 0 or -5 would otherwise fail inside a Flax init, as a

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from algorithms import mtl_weighting
 from models import multitask as mt_models
 from research import multitask, report, workdirs
+from research.config_check import check_names
 from scripts import cli
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -39,12 +40,6 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Delete what the workdir hold
 flags.mark_flags_as_required(["workdir"])
 
 TITLES = {"multi_digits": "Multi-Digits", "sentiment_multitask": "Sentiment polarity + intensity"}
-
-
-def _check(values: list[str], choices: tuple[str, ...], flag: str) -> None:
-    for value in values:
-        if value not in choices:
-            raise ValueError(f"unknown --{flag} value {value!r}; choices: {', '.join(choices)}")
 
 
 def run_all(config: ml_collections.ConfigDict, workdir: str, archs: list[str],
@@ -150,8 +145,8 @@ def write_tables(rows: list[dict], config: ml_collections.ConfigDict, workdir: s
 
 
 def _run() -> None:
-    _check(_ARCHS.value, mt_models.ARCHS, "archs")
-    _check(_WEIGHTINGS.value, mtl_weighting.WEIGHTINGS, "weightings")
+    check_names(_ARCHS.value, mt_models.ARCHS, "--archs", "architecture")
+    check_names(_WEIGHTINGS.value, mtl_weighting.WEIGHTINGS, "--weightings", "weighting")
     config, workdir = _CONFIG.value, _WORKDIR.value
     multitask.validate(config)
     start = time.perf_counter()

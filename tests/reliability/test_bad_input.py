@@ -232,6 +232,16 @@ def test_processes_that_cannot_join_say_why_in_one_line(tmp_path, flag, environ,
      "scripts.curriculum_compare compares curricula on the sentiment domains: config.dataset "
      "must be 'sentiment', got 'split_digits' (its default config is "
      "research/configs/sentiment_curriculum.py)"),
+    ("multitask_compare", ["--archs=", "--workdir={tmp}/w"],
+     "--archs: name at least one architecture; choices: hard, cross_stitch, mtan, task_bn, "
+     "soft"),
+    ("multitask_compare", ["--archs=hard,hard", "--workdir={tmp}/w"],
+     "--archs: architecture(s) named more than once: hard"),
+    ("multitask_compare", ["--weightings=", "--workdir={tmp}/w"],
+     "--weightings: name at least one weighting; choices: equal, uw, dwa, gradnorm, pcgrad, "
+     "mgda"),
+    ("multitask_compare", ["--weightings=uw,dwa,uw", "--workdir={tmp}/w"],
+     "--weightings: weighting(s) named more than once: uw"),
     ("fetch_data", ["--cache_dir={tmp}/a_file"], "cannot create --cache_dir '{tmp}/a_file': "
                                                   "File exists"),
     ("fetch_data", ["--cache_dir={tmp}/cache", "--sdist={tmp}/nope.tar.gz"],
