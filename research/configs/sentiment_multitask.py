@@ -17,12 +17,12 @@ need a forward and a backward pass of the encoder over every sentence, every
 epoch, in each of the 31 runs. Append ``:runlocal`` for a seconds-long smoke
 run (2 encoder layers, 16 tokens, 40 sentences per domain).
 
-Figures at these defaults (seed 0): single-task polarity 68.2 %, intensity MAE
-0.829; Delta_m +0.8 % for hard sharing with equal or DWA (+0.6 with PCGrad,
--2.6 with MGDA), within +-1 % for cross-stitch, MTAN and soft sharing,
--10 to -12.5 % for task BN (it overfits within 8 epochs). Three seeds
-(``--config.num_seeds=3``): hard/equal +0.83 +- 0.21 %, task_bn/equal
--7.57 +- 2.30 %. Tables in docs/results_multitask.md.
+Figures at these defaults (seed 0): single-task polarity 68.0 %, intensity MAE
+0.831; Delta_m +0.8 % for hard sharing with equal or DWA (+0.6 with PCGrad,
+-2.5 with MGDA), within +-1 % for cross-stitch, MTAN and soft sharing,
+-10 to -12 % for task BN (it overfits within 8 epochs). Three seeds
+(``--config.num_seeds=3``): hard/equal +0.87 +- 0.33 %, task_bn/equal
+-7.42 +- 2.26 %. Tables in docs/results_multitask.md.
 """
 
 from __future__ import annotations
