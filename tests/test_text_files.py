@@ -237,3 +237,30 @@ def test_utf8_bom_is_ignored(tmp_path):
     path = tmp_path / "bom.csv"
     path.write_bytes(b"\xef\xbb\xbftext,label\nhi,a\n")
     assert load_text_file(path).texts == ["hi"]
+
+
+def test_a_key_no_jsonl_row_has_is_said_once(tmp_path):
+    """Every row lacking 'label' listed 20 rows of the same error, then '... and 40
+    more' (a CSV without the column gets one header-level line)."""
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(f'{{"text": "t{i}", "sentiment": "pos"}}\n' for i in range(60)))
+    with pytest.raises(DataFileError) as err:
+        load_text_file(path)
+    assert str(err.value) == (
+        f"{path}: no row has the key(s) ['label']; keys found: ['text', 'sentiment'] "
+        "(expected jsonl rows with a non-empty 'text' and a 'label')")
+    assert load_text_file(path, label_column="sentiment").label_names == ("pos",)
+
+
+@pytest.mark.parametrize("name, content", [
+    ("empty.csv", ""), ("header_only.csv", "text,label\n"), ("blank.jsonl", "\n\n"),
+    ("empty.jsonl", "")])
+def test_a_file_without_examples_says_so_in_one_line(tmp_path, name, content):
+    """It read '1 bad rows ... line 1: no examples' (an empty CSV: 'no header row')."""
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(DataFileError) as err:
+        load_text_file(path)
+    fmt = name.rsplit(".", 1)[1]
+    assert str(err.value) == (
+        f"{path}: no examples (expected {fmt} rows with a non-empty 'text' and a 'label')")

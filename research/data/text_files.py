@@ -24,12 +24,18 @@ MAX_LISTED = 20
 
 
 class DataFileError(ValueError):
-    """A data file with bad rows; ``problems`` holds ``(line, message)`` pairs."""
+    """A data file with bad rows; ``problems`` holds ``(line, message)`` pairs. With
+    ``whole_file``, what is wrong with the file as a whole (no examples, a key no row
+    has), said once on one line instead of per row."""
 
-    def __init__(self, path: str, problems: Sequence[tuple[int, str]], expected: str) -> None:
+    def __init__(self, path: str, problems: Sequence[tuple[int, str]], expected: str,
+                 whole_file: str = "") -> None:
         self.path = path
         self.problems = sorted(problems)
         self.line_numbers = sorted({line for line, _ in self.problems})
+        if whole_file:
+            super().__init__(f"{path}: {whole_file} (expected {expected})")
+            return
         listed = "\n".join(f"  line {line}: {msg}" for line, msg in self.problems[:MAX_LISTED])
         more = len(self.problems) - MAX_LISTED
         tail = f"\n  ... and {more} more" if more > 0 else ""
@@ -126,15 +132,16 @@ def _read_csv(
         checked = _check_row(line, fields[t_idx], fields[l_idx], problems)
         if checked:
             rows.append((line, *checked))
-    if header is None:
-        problems.append((1, "no header row"))
-    return rows, problems
+    return rows, problems  # no header and no problem: a blank file, "no examples"
 
 
 def _read_jsonl(
     lines: list[str], text_column: str, label_column: str
-) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]]]:
+) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]], str]:
+    """(rows, per-row problems, a key no object has: the file-level problem, or '')."""
     rows, problems = [], []
+    keys: dict[str, int] = {}  # every key of the objects read, in first-seen order: count
+    objects = 0
     for number, content in enumerate(lines, start=1):
         if not content.strip():
             continue
@@ -146,6 +153,9 @@ def _read_jsonl(
         if not isinstance(record, dict):
             problems.append((number, f"expected a JSON object, got {type(record).__name__}"))
             continue
+        objects += 1
+        for key in record:
+            keys[key] = keys.get(key, 0) + 1
         missing = [c for c in (text_column, label_column) if c not in record]
         if missing:
             problems.append((number, f"missing key(s) {missing}"))
@@ -153,7 +163,12 @@ def _read_jsonl(
         checked = _check_row(number, record[text_column], record[label_column], problems)
         if checked:
             rows.append((number, *checked))
-    return rows, problems
+    absent = [c for c in (text_column, label_column) if objects and c not in keys]
+    if not absent:
+        return rows, problems, ""
+    found = ", ".join(map(repr, list(keys)[:MAX_LISTED])) + (
+        ", ..." if len(keys) > MAX_LISTED else "")
+    return rows, problems, f"no row has the key(s) {absent}; keys found: [{found}]"
 
 
 def _as_int(key: str) -> int | None:
@@ -197,8 +212,9 @@ def load_text_file(
     if names is not None and (not names or len(set(names)) != len(names)):
         raise ValueError(f"label_set must be non-empty without repeats, got {list(label_set)}")
     lines, problems = _decode_lines(path.read_bytes(), encoding)
+    whole_file = ""
     if fmt == "jsonl":
-        rows, more = _read_jsonl(lines, text_column, label_column)
+        rows, more, whole_file = _read_jsonl(lines, text_column, label_column)
     else:
         rows, more = _read_csv(lines, text_column, label_column, "\t" if fmt == "tsv" else ",")
     problems += more
@@ -210,10 +226,12 @@ def load_text_file(
     expected = f"{fmt} rows with a non-empty {text_column!r} and a {label_column!r}" + (
         f" in {list(names)}" if names is not None else ""
     )
+    if whole_file:  # one line for the file, not one per row missing the same key
+        raise DataFileError(str(path), problems, expected, whole_file)
     if problems:
         raise DataFileError(str(path), problems, expected)
     if not rows:
-        raise DataFileError(str(path), [(1, "no examples")], expected)
+        raise DataFileError(str(path), [], expected, "no examples")
     names = names or _sorted_labels({lab for _, _, lab in rows})
     index = {name: i for i, name in enumerate(names)}
     return LabeledTexts(
