@@ -213,6 +213,11 @@ def test_processes_that_cannot_join_say_why_in_one_line(tmp_path, flag, environ,
      "--thresholds needs two numbers, got low,high"),
     ("suite", ["--workdir={tmp}/w", "--results={tmp}"],
      "--results '{tmp}' is a directory; give a file name"),
+    ("suite", ["--workdir={tmp}/w", "--methods=naive,progressive"],
+     "unknown --methods value(s) 'progressive' (not in the suite: the growing models, "
+     "S-Prompts and distillation have their own configs); choices: naive, joint, cumulative, "
+     "ewc, online_ewc, si, mas, l2, freeze, lwf, er, er_balanced, agem, der, derpp, icarl, "
+     "clser, generative_replay"),
     ("embed", ["--input={tmp}/a_file", "--output={tmp}"],
      "--output '{tmp}' is a directory; give a file name"),
     ("finetune", ["--config=research/configs/split_digits.py", "--workdir={tmp}/w"],
@@ -270,7 +275,11 @@ def test_suite_refuses_a_run_of_another_config_unless_overwrite(tmp_path):
     assert "holds a run of a different config" in last and "--overwrite" in last, last
     proc = helpers.run([*cmd, "--overwrite"])
     assert proc.returncode == 0, proc.stderr[-500:]
-    assert "| naive |" in (tmp_path / "results.md").read_text()
+    text = (tmp_path / "results.md").read_text()
+    assert "| naive |" in text
+    # the command as run (--overwrite changes no figure), not the repository's own
+    assert (f"    python -m scripts.suite --workdir={tmp_path / 'suite'} --num_seeds=1 "
+            f"--methods=naive --results={tmp_path / 'results.md'}\n") in text
 
 
 def test_curriculum_compare_refuses_another_config_before_any_run_naming_output(tmp_path):
@@ -300,7 +309,10 @@ def test_suite_writes_its_results_inside_the_workdir_and_shows_progress(tmp_path
          "--num_seeds=1"], cwd=tmp_path, env=environ, capture_output=True, text=True,
         timeout=600)
     assert proc.returncode == 0, proc.stderr[-500:]
-    assert "| naive |" in (tmp_path / "suite" / "results_continual.md").read_text()
+    text = (tmp_path / "suite" / "results_continual.md").read_text()
+    assert "| naive |" in text
+    # the flags given: no --results it was not given, and the --methods it was
+    assert "    python -m scripts.suite --workdir=suite --num_seeds=1 --methods=naive\n" in text
     assert not (tmp_path / "docs").exists()
     assert "naive x1:" in proc.stderr  # the method's tqdm bar
 
