@@ -299,6 +299,17 @@ def test_curriculum_compare_refuses_another_config_before_any_run_naming_output(
     assert not (tmp_path / "out" / "random_none_e1" / "results.json").exists()
 
 
+def test_suite_notes_a_scenario_none_of_its_methods_supports(tmp_path):
+    """--methods=icarl ran class- and task-IL, then failed in domain-IL with 'name at
+    least one algorithm to compare'."""
+    proc = helpers.run([sys.executable, "-m", "scripts.suite", f"--workdir={tmp_path / 'w'}",
+                        "--methods=icarl", "--num_seeds=1"])
+    assert proc.returncode == 0, proc.stderr[-500:]
+    text = (tmp_path / "w" / "results_continual.md").read_text()
+    assert "| icarl |" in text
+    assert "## domain-IL Permuted-Digits (10 tasks)\n\nNone of the methods run supports it." in text
+
+
 def test_suite_writes_its_results_inside_the_workdir_and_shows_progress(tmp_path):
     """Without --results the markdown goes to WORKDIR, not to docs/ under the current
     directory (a quick run would replace the repository's measured table). The suite
