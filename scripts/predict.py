@@ -3,9 +3,13 @@
   python -m scripts.predict --from=W --input=texts.txt
   echo "what a lovely film" | python -m scripts.predict --from=W
 
-Writes one line per text: the label, the probability of each class and the
-text, tab-separated (``--format=jsonl`` for JSON lines). Texts go through
-the model in fixed-size batches, so the program compiles once.
+Writes a header line, then one line per text: the label, the probability of
+each class and the text, tab-separated. The header names the columns:
+``label``, ``p_<class>`` for each class in the run's label order (its
+``config.label_set``; negative, neutral, positive for the sentiment runs) and
+``text``. ``--format=jsonl`` writes JSON lines instead, the probabilities keyed
+by class. Texts go through the model in fixed-size batches, so the program
+compiles once.
 """
 
 from __future__ import annotations
@@ -45,17 +49,25 @@ def read_texts(path: str) -> list[str]:
     return texts
 
 
+def tsv_lines(names, texts, labels, probs) -> list[str]:
+    """The header (``label``, ``p_<class>`` in ``names``' order, ``text``), then a line
+    per text: its label, each class's probability to 4 places, the text."""
+    header = ["label", *(f"p_{name}" for name in names), "text"]
+    return ["\t".join(header)] + ["\t".join([label, *(f"{v:.4f}" for v in p), text])
+                                  for text, label, p in zip(texts, labels, probs, strict=True)]
+
+
 def run() -> None:
     texts = read_texts(_INPUT.value)  # bad input fails before the model loads
     predictor = deploy.Predictor.from_workdir(_FROM.value, _BATCH.value, progress=True)
     labels, probs = predictor.predict(texts)
     names = predictor.label_names
+    if _FORMAT.value == "tsv":
+        print("\n".join(tsv_lines(names, texts, labels, probs)))
+        return
     for text, label, p in zip(texts, labels, probs, strict=True):
-        if _FORMAT.value == "jsonl":
-            scores = {n: round(float(v), 4) for n, v in zip(names, p, strict=True)}
-            print(json.dumps({"text": text, "label": label, "probabilities": scores}))
-        else:
-            print("\t".join([label, *(f"{v:.4f}" for v in p), text]))
+        scores = {n: round(float(v), 4) for n, v in zip(names, p, strict=True)}
+        print(json.dumps({"text": text, "label": label, "probabilities": scores}))
 
 
 def main(argv):

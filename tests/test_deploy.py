@@ -39,6 +39,16 @@ def test_predict_missing_workdir_exits_2(tmp_path):
     assert "holds no run" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_predict_tsv_names_its_columns_in_a_header():
+    """The probability columns' order (the run's labels) was stated nowhere."""
+    from scripts import predict
+
+    lines = predict.tsv_lines(("neg", "pos"), ["fine film", "dull"], ["pos", "neg"],
+                              np.array([[0.25, 0.75], [0.9, 0.1]]))
+    assert lines == ["label\tp_neg\tp_pos\ttext", "pos\t0.2500\t0.7500\tfine film",
+                     "neg\t0.9000\t0.1000\tdull"]
+
+
 def test_update_bad_data_file_exits_2_naming_the_line(tmp_path):
     bad = _csv(tmp_path / "new.csv", [("fine", "positive"), ("odd", "stellar")])
     out = _cli("scripts.update", f"--from={_run_dir(tmp_path)}", f"--data={bad}",
@@ -79,7 +89,10 @@ def test_finetune_update_predict_end_to_end(tmp_path):
         assert line["label"] in sentiment.LABEL_NAMES
         assert sum(line["probabilities"].values()) == pytest.approx(1, abs=1e-3)
     piped = _cli("scripts.predict", f"--from={base}", stdin="good\nbad\n")
-    assert piped.returncode == 0 and len(piped.stdout.splitlines()) == 2
+    assert piped.returncode == 0, piped.stderr[-500:]
+    header, *rows = piped.stdout.splitlines()
+    assert header == "label\tp_negative\tp_neutral\tp_positive\ttext"
+    assert [row.split("\t")[-1] for row in rows] == ["good", "bad"]
     _each_run_continues_its_own_params(str(base), data, str(tmp_path / "naive"))
 
 
