@@ -285,3 +285,17 @@ def test_checkpoint_without_pooler_gets_a_fresh_one(minilm, minilm_tensors, capl
     del tensors["embeddings.LayerNorm.bias"]
     with pytest.raises(ValueError, match=r"missing .*embeddings\.LayerNorm\.bias"):
         hf_to_params(tensors, minilm[0])
+
+
+def test_a_text_command_prints_no_pytorch_advice():
+    """transformers gives only the tokenizer here: its import-time advice that PyTorch is
+    missing went to every text command's stderr."""
+    import subprocess
+    import sys
+
+    code = ("from models.text import load; "
+            "load.load_tokenizer(load.resolve_model_dir(load.MINILM))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=str(Path(__file__).resolve().parents[1]))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "PyTorch was not found" not in done.stderr

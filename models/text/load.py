@@ -31,6 +31,10 @@ IGNORED = re.compile(r"(.*\.)?position_ids$")
 PREFIX = "bert."
 MIN_LENGTH = 2  # [CLS] and [SEP] alone
 
+# transformers supplies only the tokenizer and the config here, so its advice on import
+# that PyTorch is missing (for its models) is noise on every text command's stderr.
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
 Params = dict[str, Any]
 Combine = Callable[[list[np.ndarray]], np.ndarray]
 
