@@ -407,6 +407,7 @@ def _results(config, grid, acc, random_init, rows, eng, train_seconds, steps) ->
         "num_compiles": eng.num_compiles,
         "steps": steps,
         "num_runs": len(grid),
+        "num_tasks": int(np.shape(acc["class_il"])[1]),  # the stream's, whatever config says
         "steps_per_second": steps / max(train_seconds, 1e-9),
         "peak_memory_bytes": _peak_memory_bytes(),
         "final_loss": {k: v for k, v in rows[-1].items() if k not in ("run", "seed")}

@@ -160,3 +160,16 @@ def test_a_file_task_tests_on_no_sentence_it_trains_on(tmp_path):
     every = _write_csv(tmp_path / "all_twice.csv", ROWS + ROWS)
     with pytest.raises(ValueError, match="all_twice.csv: every test row repeats"):
         text_stream.file_task(every, _config(max_examples_per_domain=0), seed=0)
+
+
+def test_a_text_file_run_records_the_tasks_its_files_make(tmp_path):
+    """config.num_tasks does not apply to text files (each file is a task): results.json
+    says how many tasks the stream had, not the config's unused field."""
+    from research import train
+
+    first = _write_csv(tmp_path / "a.csv", ROWS)
+    second = _write_csv(tmp_path / "b.csv", [(f"another {t}", lab) for t, lab in ROWS])
+    config = _config(dataset="text_file", text_files=f"{first},{second}",
+                     max_examples_per_domain=0, num_tasks=1, num_epochs=1)
+    results = train.train_and_evaluate(config, str(tmp_path / "run"))
+    assert results["num_tasks"] == 2 and len(results["domain_il"]["accuracy_matrix"]) == 2
