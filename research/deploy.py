@@ -16,6 +16,7 @@ before and after, which may be fewer than the old run's own results.json used.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -201,3 +202,14 @@ def before_after(results: dict) -> dict[str, dict[str, float]]:
     matrix = results["domain_il"]["accuracy_matrix"]
     return {when: {"old": float(row[0]), "new": float(row[1])}
             for when, row in zip(("before", "after"), matrix, strict=True)}
+
+
+def tsv_lines(names: Sequence[str], texts: Sequence[str], labels: Sequence[str],
+              probs: np.ndarray) -> list[str]:
+    """``scripts.predict``'s TSV: the header (``label``, ``p_<class>`` in ``names``' order,
+    ``text``), then a line per text: its label, each class's probability to 4 places, the
+    text."""
+    header = ["label", *(f"p_{name}" for name in names), "text"]
+    return ["\t".join(header)] + ["\t".join([label, *(f"{v:.4f}" for v in p), text])
+                                  for text, label, p in zip(texts, labels, probs, strict=True)]
+

@@ -49,21 +49,13 @@ def read_texts(path: str) -> list[str]:
     return texts
 
 
-def tsv_lines(names, texts, labels, probs) -> list[str]:
-    """The header (``label``, ``p_<class>`` in ``names``' order, ``text``), then a line
-    per text: its label, each class's probability to 4 places, the text."""
-    header = ["label", *(f"p_{name}" for name in names), "text"]
-    return ["\t".join(header)] + ["\t".join([label, *(f"{v:.4f}" for v in p), text])
-                                  for text, label, p in zip(texts, labels, probs, strict=True)]
-
-
 def run() -> None:
     texts = read_texts(_INPUT.value)  # bad input fails before the model loads
     predictor = deploy.Predictor.from_workdir(_FROM.value, _BATCH.value, progress=True)
     labels, probs = predictor.predict(texts)
     names = predictor.label_names
     if _FORMAT.value == "tsv":
-        print("\n".join(tsv_lines(names, texts, labels, probs)))
+        print("\n".join(deploy.tsv_lines(names, texts, labels, probs)))
         return
     for text, label, p in zip(texts, labels, probs, strict=True):
         scores = {n: round(float(v), 4) for n, v in zip(names, p, strict=True)}

@@ -41,9 +41,9 @@ def test_predict_missing_workdir_exits_2(tmp_path):
 
 def test_predict_tsv_names_its_columns_in_a_header():
     """The probability columns' order (the run's labels) was stated nowhere."""
-    from scripts import predict
+    from research import deploy
 
-    lines = predict.tsv_lines(("neg", "pos"), ["fine film", "dull"], ["pos", "neg"],
+    lines = deploy.tsv_lines(("neg", "pos"), ["fine film", "dull"], ["pos", "neg"],
                               np.array([[0.25, 0.75], [0.9, 0.1]]))
     assert lines == ["label\tp_neg\tp_pos\ttext", "pos\t0.2500\t0.7500\tfine film",
                      "neg\t0.9000\t0.1000\tdull"]
