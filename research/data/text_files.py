@@ -140,7 +140,7 @@ def _read_jsonl(
 ) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]], str]:
     """(rows, per-row problems, a key no object has: the file-level problem, or '')."""
     rows, problems = [], []
-    keys: dict[str, int] = {}  # every key of the objects read, in first-seen order: count
+    keys: dict[str, None] = {}  # every key of the objects read, in first-seen order
     objects = 0
     for number, content in enumerate(lines, start=1):
         if not content.strip():
@@ -154,8 +154,7 @@ def _read_jsonl(
             problems.append((number, f"expected a JSON object, got {type(record).__name__}"))
             continue
         objects += 1
-        for key in record:
-            keys[key] = keys.get(key, 0) + 1
+        keys.update(dict.fromkeys(record))
         missing = [c for c in (text_column, label_column) if c not in record]
         if missing:
             problems.append((number, f"missing key(s) {missing}"))

@@ -45,7 +45,6 @@ def tasks_of(config: ml_collections.ConfigDict) -> Tasks:
                  tuple(mod.METRICS), tuple(mod.LOWER_IS_BETTER))
 
 
-
 def load_splits(config: ml_collections.ConfigDict) -> tuple[Split, Split]:
     """The (train, test) splits of ``config.dataset``."""
     return data_module(config).load_splits(config)
