@@ -213,6 +213,19 @@ def test_unterminated_quote_is_reported(tmp_path):
         load_text_file(path)
 
 
+def test_bare_quotes_of_a_glue_style_tsv_say_how_to_write_the_file(tmp_path):
+    """GLUE's TSVs leave quotes bare; read as RFC 4180 the row fails, and the message
+    says the rule and the remedy, once, as one bad row."""
+    path = tmp_path / "glue.tsv"
+    path.write_text('sentence\tlabel\nfine film\t1\n"Hello," she said.\t0\n')
+    with pytest.raises(DataFileError) as err:
+        load_text_file(path, text_column="sentence")
+    first, second = str(err.value).splitlines()
+    assert first.startswith(f"{path}: 1 bad row (expected tsv rows")
+    assert second.startswith("  line 3: malformed TSV")
+    assert "read as quoted (RFC 4180" in second and "csv.writer" in second
+
+
 def test_many_bad_rows_are_summarised(tmp_path):
     path = tmp_path / "many.jsonl"
     path.write_text("not json\n" * 50)

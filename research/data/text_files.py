@@ -21,6 +21,10 @@ import numpy as np
 
 FORMATS: dict[str, str] = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 MAX_LISTED = 20
+# GLUE-style TSV leaves quotes bare; read as RFC 4180, a field opening with one fails.
+QUOTING_RULE = ("a field that starts with '\"' is read as quoted (RFC 4180: the field "
+                "closes at the next lone '\"', a quote inside is written '\"\"'); write the "
+                "file with Python's csv.writer or pandas' to_csv, or as JSONL")
 
 
 class DataFileError(ValueError):
@@ -40,7 +44,8 @@ class DataFileError(ValueError):
         more = len(self.problems) - MAX_LISTED
         tail = f"\n  ... and {more} more" if more > 0 else ""
         super().__init__(
-            f"{path}: {len(self.line_numbers)} bad rows (expected {expected}):\n{listed}{tail}"
+            f"{path}: {len(self.line_numbers)} bad row{'s' * (len(self.line_numbers) != 1)} "
+            f"(expected {expected}):\n{listed}{tail}"
         )
 
 
@@ -99,6 +104,7 @@ def _read_csv(
 ) -> tuple[list[tuple[int, str, str]], list[tuple[int, str]]]:
     # Feed our own lines so reader.line_num counts the same b"\n"-separated lines.
     source = (line + "\n" for line in lines)
+    name = "TSV" if delimiter == "\t" else "CSV"
     reader = csv.reader(source, delimiter=delimiter, strict=True)
     rows, problems = [], []
     header: list[str] | None = None
@@ -109,7 +115,7 @@ def _read_csv(
         except StopIteration:
             break
         except csv.Error as err:
-            problems.append((start, f"malformed CSV ({err})"))
+            problems.append((start, f"malformed {name} ({err}): {QUOTING_RULE}"))
             break  # the reader cannot resynchronise after a quoting error
         line, start = start, reader.line_num + 1
         if not fields or (len(fields) == 1 and not fields[0].strip()):
