@@ -9,6 +9,7 @@ from concurrent import futures
 
 import ml_collections
 
+from algorithms import available as available_algorithms
 from research import config_check, host_memory, report, train, workdirs
 
 METRICS = ("ACC", "BWT", "forgetting")
@@ -66,11 +67,8 @@ def compare(config: ml_collections.ConfigDict, algorithms: list[str], workdir: s
     """Runs each algorithm into workdir/<name> and writes the comparison files. The next
     method's data, initial state and programs are built on a background thread while
     one trains (bit-identical to running them one by one)."""
-    if not algorithms:
-        raise config_check.ConfigError("name at least one algorithm to compare")
-    twice = sorted({a for a in algorithms if algorithms.count(a) > 1})
-    if twice:  # each runs into workdir/<name>: the second would only read the first back
-        raise config_check.ConfigError(f"algorithm(s) named more than once: {', '.join(twice)}")
+    config_check.check_names(algorithms, tuple(available_algorithms()), "--algorithms",
+                             "algorithm")
     configs = []
     for algorithm in algorithms:  # validate every method before running any
         run_config = copy.deepcopy(config)

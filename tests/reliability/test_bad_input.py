@@ -8,6 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+import algorithms
 from research import config_check
 from research.configs import split_digits
 from research.data import load
@@ -202,9 +203,10 @@ def test_processes_that_cannot_join_say_why_in_one_line(tmp_path, flag, environ,
 
 @pytest.mark.parametrize("script, args, line", [
     ("compare", ["--config=research/configs/split_digits.py", "--algorithms=",
-                 "--workdir={tmp}/w"], "name at least one algorithm to compare"),
+                 "--workdir={tmp}/w"],
+     f"--algorithms: name at least one algorithm; choices: {', '.join(algorithms.available())}"),
     ("compare", ["--config=research/configs/split_digits.py", "--algorithms=naive,ewc,naive",
-                 "--workdir={tmp}/w"], "algorithm(s) named more than once: naive"),
+                 "--workdir={tmp}/w"], "--algorithms: algorithm(s) named more than once: naive"),
     ("compare", ["--config=research/configs/split_digits.py", "--algorithms=naive",
                  "--workdir={tmp}/a_file"], "cannot create workdir '{tmp}/a_file': File exists"),
     ("text_baselines", ["--output={tmp}/a_file/out"],
