@@ -35,8 +35,9 @@ def main(argv):
 
     def go():
         check_names(_METHODS.value, suite.METHODS, "--methods", "method",
-                    among="not in the suite: the growing models, S-Prompts and distillation "
-                          "have their own configs")
+                    among="not in the suite: progressive networks, S-Prompts and "
+                          "distillation have their own configs; dynamic expansion runs "
+                          "with --config.model=expansion")
         workdirs.writable_directory(_WORKDIR.value)
         output = workdirs.writable_file(
             _OUTPUT.value or os.path.join(_WORKDIR.value, "results_continual.md"), "--results")

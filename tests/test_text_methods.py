@@ -1,4 +1,6 @@
-"""Every continual method of the suite runs on the pretrained text encoder unchanged.
+"""The suite's continual methods run on the pretrained text encoder unchanged (eight are
+trained here; generative replay's VAE needs inputs in [0, 1] and iCaRL a class-IL
+stream, so neither runs on the domain stream).
 
 The sentiment domain stream (``research/configs/sentiment_domains.py``, its
 seconds-long local size: MiniLM cut to 2 layers, 16 tokens) through

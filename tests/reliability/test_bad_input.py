@@ -216,8 +216,9 @@ def test_processes_that_cannot_join_say_why_in_one_line(tmp_path, flag, environ,
     ("suite", ["--workdir={tmp}/w", "--results={tmp}"],
      "--results '{tmp}' is a directory; give a file name"),
     ("suite", ["--workdir={tmp}/w", "--methods=naive,progressive"],
-     "unknown --methods value(s) 'progressive' (not in the suite: the growing models, "
-     "S-Prompts and distillation have their own configs); choices: naive, joint, cumulative, "
+     "unknown --methods value(s) 'progressive' (not in the suite: progressive networks, "
+     "S-Prompts and distillation have their own configs; dynamic expansion runs with "
+     "--config.model=expansion); choices: naive, joint, cumulative, "
      "ewc, online_ewc, si, mas, l2, freeze, lwf, er, er_balanced, agem, der, derpp, icarl, "
      "clser, generative_replay"),
     ("embed", ["--input={tmp}/a_file", "--output={tmp}"],
