@@ -106,17 +106,25 @@ class CrossStitch(nn.Module):
 class TaskAttention(nn.Module):
     """One task's attention: a sigmoid soft mask over the trunk's features at every layer.
 
-    At layer l the mask sees the shared features and this task's attended
-    features from the layer below (MTAN, Liu et al. 2019, for an MLP trunk).
+    MTAN's eq. 1 (Liu et al. 2019), for an MLP trunk: layer l's mask
+    ``g_l([h_l; f_l(a_{l-1})])`` sees the shared features ``h_l`` and this task's
+    attended features from the layer below, passed through ``f_l``; the
+    attended features are ``a_l = mask * h_l``. ``g_l`` is this task's own;
+    ``f_l`` (``blocks[l-1]``, Dense + ReLU to layer l's width) is one block all
+    tasks share, as the paper's shared feature extractor.
     """
 
     hidden: Sequence[int]
+    blocks: Sequence[nn.Module]
 
     @nn.compact
     def __call__(self, shared: Sequence[jax.Array]) -> jax.Array:
         attended = None
         for layer, (width, feat) in enumerate(zip(self.hidden, shared, strict=True)):
-            inp = feat if attended is None else jnp.concatenate([feat, attended], axis=-1)
+            if attended is None:
+                inp = feat
+            else:
+                inp = jnp.concatenate([feat, nn.relu(self.blocks[layer - 1](attended))], axis=-1)
             gate = nn.relu(nn.Dense(width, name=f"gate_{layer}_in")(inp))
             mask = nn.sigmoid(nn.Dense(width, name=f"gate_{layer}_out")(gate))
             attended = mask * feat
@@ -124,7 +132,11 @@ class TaskAttention(nn.Module):
 
 
 class MTAN(nn.Module):
-    """Shared trunk; each task reads it through its own ``TaskAttention`` (distinct params)."""
+    """Shared trunk; each task reads it through its own ``TaskAttention`` (distinct params).
+
+    The attention modules share the blocks ``att_block_{l}`` that carry attended
+    features from layer l to layer l+1 (the paper's ``f``, shared across tasks).
+    """
 
     task_outputs: Sequence[int]
     hidden: Sequence[int] = (128, 128)
@@ -134,8 +146,10 @@ class MTAN(nn.Module):
         del train
         trunk = _relu_layers(_flatten(x), self.hidden)[1:]
         shared = [self.perturb(f"rep_{layer}", z) for layer, z in enumerate(trunk)]
+        blocks = tuple(nn.Dense(width, name=f"att_block_{layer}")
+                       for layer, width in enumerate(self.hidden[1:]))
         features = [
-            TaskAttention(tuple(self.hidden), name=f"attention_{t}")(shared)
+            TaskAttention(tuple(self.hidden), blocks, name=f"attention_{t}")(shared)
             for t in range(len(self.task_outputs))
         ]
         return _heads(features, self.task_outputs)

@@ -157,3 +157,19 @@ def test_param_roles():
     last = jax.tree_util.tree_map_with_path(lambda p, _: mt.last_shared_kernels(p, 2), params)
     assert last["dense_1"]["kernel"] and not last["dense_1"]["bias"]
     assert not last["dense_0"]["kernel"] and not last["attention_0"]["gate_1_out"]["kernel"]
+
+
+def test_mtan_attention_reads_the_layer_below_through_one_shared_block():
+    # Liu et al. 2019, eq. 1: a_t^(j) = g_t^(j)([u^(j); f^(j)(a_t^(j-1))]) * p^(j), with f^(j)
+    # a feature extractor shared by every task (lorenmt/mtan's encoder_block_att)
+    model = mt.MTAN(TASKS, HIDDEN)
+    params = dict(_init(model)["params"])
+    assert params["att_block_0"]["kernel"].shape == (HIDDEN[0], HIDDEN[1])
+    assert "att_block_1" not in params  # the last attended features go to the heads
+    for t in range(len(TASKS)):
+        assert params[f"attention_{t}"]["gate_1_in"]["kernel"].shape == (2 * HIDDEN[1], HIDDEN[1])
+    base = model.apply({"params": params}, _x())
+    params["att_block_0"] = jax.tree_util.tree_map(lambda a: a + 0.5, params["att_block_0"])
+    moved = model.apply({"params": params}, _x())
+    for t in range(len(TASKS)):
+        assert not np.allclose(base[t], moved[t])
