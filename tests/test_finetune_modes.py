@@ -35,6 +35,23 @@ def test_peft_modes_train_under_two_percent_of_minilm(mode):
     assert finetune.trainable_fraction(shapes["params"], _config("full", encoder_layers=0)) == 1
 
 
+def test_pretrained_prompt_is_sampled_vocabulary_the_same_alone_or_vmapped():
+    # The engine's path: params of 3 vmapped runs, then the pretrained weights put in.
+    config = _config("prompt", num_prompt_tokens=4)
+    model = text_build.build(config, 3)
+    x = jnp.zeros((1, 3, 8), jnp.int32)
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in range(3)])
+    runs = text_build.pretrained_params(
+        config, jax.vmap(lambda k: model.init(k, x)["params"])(keys))
+    table = runs["encoder"]["embeddings"]["word_embeddings"]["embedding"][0]
+    prompts = np.asarray(runs["encoder"]["prompt"])
+    for prompt in prompts:
+        assert all(np.any((table == row).all(axis=1)) for row in prompt)
+    assert len({p.tobytes() for p in prompts}) == 3  # one draw per seed
+    alone = text_build.pretrained_params(config, model.init(keys[1], x)["params"])
+    np.testing.assert_array_equal(alone["encoder"]["prompt"], prompts[1])
+
+
 def test_depth_orders_embeddings_layers_and_head():
     path = lambda *keys: tuple(jax.tree_util.DictKey(k) for k in keys)
     assert finetune.depth(path("encoder", "embeddings", "word_embeddings"), 6) == 0

@@ -191,6 +191,21 @@ def test_prompt_tokens_extend_sequence():
     assert params["prompt"].shape == (3, TINY.hidden_size)
 
 
+def test_prompt_starts_as_sampled_vocabulary_embeddings():
+    # Lester et al. 2021 sec. 3.2 (PEFT's SAMPLE_VOCAB): each prompt vector is the pretrained
+    # embedding of a token drawn at random, not a fresh N(0, 0.02) vector.
+    cfg = TINY.replace(num_prompt_tokens=6)
+    base = _init(BertEncoder(TINY), jax.random.key(1), **_tokens())
+    table = np.asarray(base["embeddings"]["word_embeddings"]["embedding"])
+    model = TextClassifier(cfg, num_classes=3)
+    drawn = [np.asarray(init_classifier(model, jax.random.key(seed), 8, base)["encoder"]["prompt"])
+             for seed in (0, 1)]
+    for prompt in drawn:
+        rows = [np.flatnonzero((table == row).all(axis=1)) for row in prompt]
+        assert all(len(r) == 1 for r in rows), "every prompt vector is one vocabulary row"
+    assert not np.array_equal(drawn[0], drawn[1])  # each seed draws its own tokens
+
+
 def test_param_labels_train_only_the_chosen_groups():
     cfg = TINY.replace(lora_rank=2, num_prompt_tokens=2)
     model = TextClassifier(cfg, num_classes=3)

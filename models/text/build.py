@@ -9,7 +9,8 @@ extra fields (a distillation teacher's logits) the model must ignore.
 
 ``pretrained_params(config, params)`` puts the pretrained encoder weights into
 freshly initialised params (the engine's init draws them at random); LoRA
-factors, soft prompts and the head keep their init.
+factors and the head keep their init, soft prompts restart as sampled
+vocabulary embeddings (``bert.vocab_sampled_prompt``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from flax import traverse_util
 
 from models.text import heads, load
-from models.text.bert import EncoderConfig
+from models.text.bert import EncoderConfig, vocab_sampled_prompt
 
 PACKED_FIELDS = ("input_ids", "attention_mask", "token_type_ids")
 HEADS = {"pooled": "mean", "cls": "cls", "textcnn": "cnn", "scratch_textcnn": None}
@@ -104,4 +105,7 @@ def pretrained_params(config: Any, params: Any) -> Any:
     flat = traverse_util.flatten_dict(encoder)
     for path, value in traverse_util.flatten_dict(pretrained).items():
         flat[path] = np.broadcast_to(np.asarray(value, flat[path].dtype), flat[path].shape).copy()
+    if ("prompt",) in flat:
+        flat[("prompt",)] = vocab_sampled_prompt(
+            flat[("prompt",)], pretrained["embeddings"]["word_embeddings"]["embedding"])
     return {**params, "encoder": traverse_util.unflatten_dict(flat)}
