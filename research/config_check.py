@@ -154,9 +154,14 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.dataset == "tfds" and not str(config.get("tfds_name", "")).strip():
         raise ConfigError("config.tfds_name is required with dataset='tfds' "
                           "(e.g. --config.tfds_name=mnist)")
-    if config.dataset != "tfds":
+    if config.dataset in data_load.DOMAIN_DATASETS:
+        # every task holds every class: nothing to order, and any number of tasks
+        if str(config.class_order).strip():
+            raise ConfigError(
+                f"config.class_order orders the classes of a class-split stream; dataset "
+                f"{config.dataset!r} gives every task every class: leave it empty")
+    elif config.dataset != "tfds":
         try:
-            data_load.parse_class_order(config.class_order)
             from research.data.stream import check_class_order
             check_class_order(data_load.parse_class_order(config.class_order) or [], 10,
                               config.num_tasks)

@@ -153,6 +153,20 @@ def test_validate_only_raises_config_error(field, value):
         assert str(err) and "\n" not in str(err)
 
 
+def test_domain_streams_take_any_number_of_tasks_and_no_class_order():
+    """Permuted and rotated streams hold every class in every task: 20 tasks (GEM's MNIST
+    Permutations and Rotations) were refused as 'between 1 and 10', and a class order
+    was accepted and ignored."""
+    for dataset in ("permuted_digits", "rotated_digits"):
+        config = split_digits.get_config()
+        config.update(dataset=dataset, scenario="domain", num_tasks=20)
+        config_check.validate(config)
+        config.class_order = "9,8,7,6,5,4,3,2,1,0"
+        with pytest.raises(config_check.ConfigError,
+                           match=f"dataset '{dataset}' gives every task every class"):
+            config_check.validate(config)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=30))
 def test_class_order_parser_total(text):
