@@ -68,6 +68,19 @@ def test_pacing_formulas():
     np.testing.assert_allclose(steps, [0.1, 0.1, 0.325, 0.55, 0.775], rtol=1e-6)
 
 
+@pytest.mark.parametrize("total,num_stages", [(25, 5), (41, 4), (100, 5), (10, 4)])
+def test_step_pacing_jumps_exactly_at_multiples_under_jit(total, num_stages):
+    """The staircase (Hacohen & Weinshall 2019) changes at k T / K, traced or over an array,
+    and is 1 from T on; float division used to put some jumps a step late."""
+    t = np.arange(total + 3)
+    want = np.minimum(1.0, 0.1 + 0.9 * np.minimum(t * num_stages // total, num_stages) / num_stages)
+    traced = jax.jit(jax.vmap(lambda s: pacing.step_competence(s, total, 0.1, num_stages)))
+    np.testing.assert_allclose(np.asarray(traced(jnp.asarray(t))), want, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(pacing.step_competence(t, total, 0.1, num_stages)), want,
+                               rtol=1e-6)
+    assert float(jax.jit(pacing.pacing_function("step", total, 0.1))(total)) == 1.0
+
+
 def test_pacing_jits_with_traced_step():
     c = jax.jit(pacing.pacing_function("root", 1000, 0.05))
     assert float(c(jnp.int32(1000))) == 1.0

@@ -15,9 +15,13 @@ import numpy as np
 from jax.typing import ArrayLike
 
 
-def _progress(t: ArrayLike, total_steps: int) -> jax.Array:
+def _check_total(total_steps: int) -> None:
     if total_steps <= 0:
         raise ValueError(f"total_steps must be positive, got {total_steps}")
+
+
+def _progress(t: ArrayLike, total_steps: int) -> jax.Array:
+    _check_total(total_steps)
     return jnp.clip(jnp.asarray(t, jnp.float32) / total_steps, 0.0, 1.0)
 
 
@@ -44,11 +48,20 @@ def root_competence(t: ArrayLike, total_steps: int, c0: float = 0.01, p: int = 2
 def step_competence(
     t: ArrayLike, total_steps: int, c0: float = 0.01, num_stages: int = 4
 ) -> jax.Array:
-    """Staircase from c0 to 1 in ``num_stages`` equal jumps at ``k T / num_stages``."""
+    """Staircase from c0 to 1 in ``num_stages`` equal jumps at ``k T / num_stages``.
+
+    The stage counts the jumps passed, ``t K >= k T`` (products exact in float32),
+    not ``floor(t / T * K)``: jitted or over an array, XLA's ``t / T`` can land an
+    ulp below a multiple, and a jump came a step late (T=25, K=5: at t=6, not 5;
+    T=41: c(41) = 0.82, not 1).
+    """
     check_c0(c0)
     if num_stages < 1:
         raise ValueError(f"num_stages must be >= 1, got {num_stages}")
-    stage = jnp.floor(_progress(t, total_steps) * num_stages) / num_stages
+    _check_total(total_steps)
+    t = jnp.asarray(t, jnp.float32)[..., None]
+    jumps = jnp.arange(1, num_stages + 1, dtype=jnp.float32) * total_steps
+    stage = jnp.sum(t * num_stages >= jumps, axis=-1) / num_stages
     return jnp.minimum(1.0, c0 + (1.0 - c0) * stage)
 
 
