@@ -9,7 +9,9 @@ its own transformation through ``optax.multi_transform``:
 * ``discriminative``: layer-wise rate decay, ``lr * layer_decay ** (depth above the leaf)``
   (embeddings deepest, head and pooler at the full rate); the default 0.8 is the usual
   choice for BERT encoders (ELECTRA's), ULMFiT's ``1 / 2.6`` is ``layer_decay=0.385``;
-* ``prompt``: soft prompt vectors and head train, the encoder is frozen;
+* ``prompt``: soft prompt vectors and head train, the encoder is frozen; the vectors
+  start random (``config.prompt_init='random'``, PEFT's default) or as sampled
+  vocabulary embeddings (``'vocab'``, Lester et al. 2021);
 * ``lora``: LoRA factors on the attention projections and head train.
 
 Frozen leaves get ``optax.set_to_zero()``: their update is exactly 0, and the
@@ -35,6 +37,7 @@ from models.text import load as text_load
 from models.text import peft, sentence
 
 MODES = ("full", "linear_probe", "freeze_bottom", "discriminative", "prompt", "lora")
+PROMPT_INITS = ("random", "vocab")  # config.prompt_init: models/text/build.pretrained_params
 TRAIN, FREEZE = peft.TRAIN, peft.FREEZE
 PEFT_GROUPS = {"linear_probe": ("head",), "prompt": ("prompt", "head"), "lora": ("lora", "head")}
 
@@ -46,6 +49,9 @@ def check_mode(config: ml_collections.ConfigDict) -> None:
                          f"choices: {', '.join(MODES)}")
     if config.finetune == "discriminative" and not 0 < config.layer_decay <= 1:
         raise ValueError(f"config.layer_decay must be in (0, 1], got {config.layer_decay}")
+    if config.get("prompt_init", "random") not in PROMPT_INITS:
+        raise ValueError(f"unknown config.prompt_init {config.prompt_init!r}; "
+                         f"choices: {', '.join(PROMPT_INITS)}")
     if config.finetune == "freeze_bottom" and config.freeze_layers < 0:
         raise ValueError(f"config.freeze_layers must be >= 0, got {config.freeze_layers}")
     # with none, the mode trains the head alone, a linear probe under another name

@@ -20,7 +20,7 @@ FIELDS_ADDED_LATER = {"shard_data": False, "shard_runs": False, "stream_chunk_st
                       # read only by pacing='threshold', so any value reproduces older runs
                       "stage_thresholds": "0.5,0.55,0.6", "num_stages": 0,
                       "validation_fraction": 0.1, "max_epochs_per_stage": 0,
-                      "self_paced_weights": "hard"}
+                      "self_paced_weights": "hard", "prompt_init": "random"}
 
 
 class WorkdirError(ValueError):

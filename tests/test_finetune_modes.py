@@ -37,12 +37,14 @@ def test_peft_modes_train_under_two_percent_of_minilm(mode):
 
 def test_pretrained_prompt_is_sampled_vocabulary_the_same_alone_or_vmapped():
     # The engine's path: params of 3 vmapped runs, then the pretrained weights put in.
-    config = _config("prompt", num_prompt_tokens=4)
+    config = _config("prompt", num_prompt_tokens=4, prompt_init="vocab")
     model = text_build.build(config, 3)
     x = jnp.zeros((1, 3, 8), jnp.int32)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in range(3)])
-    runs = text_build.pretrained_params(
-        config, jax.vmap(lambda k: model.init(k, x)["params"])(keys))
+    initial = jax.vmap(lambda k: model.init(k, x)["params"])(keys)
+    kept = text_build.pretrained_params(_config("prompt", num_prompt_tokens=4), initial)
+    np.testing.assert_array_equal(kept["encoder"]["prompt"], initial["encoder"]["prompt"])
+    runs = text_build.pretrained_params(config, initial)
     table = runs["encoder"]["embeddings"]["word_embeddings"]["embedding"][0]
     prompts = np.asarray(runs["encoder"]["prompt"])
     for prompt in prompts:

@@ -14,7 +14,12 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 
-from models.text.bert import BertEncoder, EncoderConfig, gelu_erf  # noqa: E402
+from models.text.bert import (  # noqa: E402
+    BertEncoder,
+    EncoderConfig,
+    gelu_erf,
+    vocab_sampled_prompt,
+)
 from models.text.heads import TextClassifier, TextCNN, TextCNNHead, init_classifier  # noqa: E402
 from models.text.load import (  # noqa: E402
     hf_to_params,
@@ -198,8 +203,9 @@ def test_prompt_starts_as_sampled_vocabulary_embeddings():
     base = _init(BertEncoder(TINY), jax.random.key(1), **_tokens())
     table = np.asarray(base["embeddings"]["word_embeddings"]["embedding"])
     model = TextClassifier(cfg, num_classes=3)
-    drawn = [np.asarray(init_classifier(model, jax.random.key(seed), 8, base)["encoder"]["prompt"])
-             for seed in (0, 1)]
+    drawn = [np.asarray(vocab_sampled_prompt(
+        init_classifier(model, jax.random.key(seed), 8, base)["encoder"]["prompt"], table))
+        for seed in (0, 1)]
     for prompt in drawn:
         rows = [np.flatnonzero((table == row).all(axis=1)) for row in prompt]
         assert all(len(r) == 1 for r in rows), "every prompt vector is one vocabulary row"

@@ -17,7 +17,7 @@ Parameter tree (what freezing and per-layer learning rates select on)::
 LoRA adapters are sub-modules ``lora_<target>`` holding ``lora_a`` and
 ``lora_b``; ``lora_b`` starts at zero, so an encoder with LoRA computes the
 same function as the one without until it is trained. The soft prompt starts
-as sampled vocabulary embeddings (``vocab_sampled_prompt``). There is no dropout:
+random, or as sampled vocabulary embeddings (``vocab_sampled_prompt``). There is no dropout:
 the engine's ``apply_fn(params, x)`` is deterministic.
 """
 
@@ -260,7 +260,7 @@ class BertEncoder(nn.Module):
             token_type_ids = jnp.zeros((batch, length), jnp.int32)
         prompt = None
         if cfg.num_prompt_tokens:
-            # Random here; once pretrained weights are in, vocab_sampled_prompt restarts it.
+            # config.prompt_init='vocab' restarts it once the pretrained weights are in
             prompt = self.param("prompt", nn.initializers.normal(cfg.initializer_range),
                                 (cfg.num_prompt_tokens, cfg.hidden_size))
             attention_mask = jnp.concatenate(
@@ -280,10 +280,11 @@ def vocab_sampled_prompt(prompt: jax.Array, word_embeddings: Any) -> jax.Array:
     """Soft prompt vectors restarted as the embeddings of vocabulary tokens drawn uniformly.
 
     Lester et al. (2021, sec. 3.2, fig. 3b) start prompts from sampled vocabulary rows,
-    which beats a random start, most of all for small models (PEFT's ``SAMPLE_VOCAB``
-    draws ``randint(0, vocab_size)`` the same way). The random N(0, 0.02) start is a
-    third of MiniLM's word-vector norm, so the token-type vector added before the
-    embedding LayerNorm leaves its vectors 0.6 cosine-similar (sampled rows: 0.2).
+    which beat a random start there, most of all for small models (PEFT's ``SAMPLE_VOCAB``
+    draws ``randint(0, vocab_size)`` the same way); ``config.prompt_init='vocab'``. The
+    random N(0, 0.02) start is a third of MiniLM's word-vector norm, so the token-type
+    vector added before the embedding LayerNorm leaves its vectors 0.6 cosine-similar
+    (sampled rows: 0.2).
     ``prompt`` ``[..., P, H]`` (leading run axes allowed) is that random init: its bits
     seed each run's draw, so a run draws the same tokens alone as vmapped with others.
     """

@@ -9,8 +9,9 @@ extra fields (a distillation teacher's logits) the model must ignore.
 
 ``pretrained_params(config, params)`` puts the pretrained encoder weights into
 freshly initialised params (the engine's init draws them at random); LoRA
-factors and the head keep their init, soft prompts restart as sampled
-vocabulary embeddings (``bert.vocab_sampled_prompt``).
+factors and the head keep their init, and so do soft prompts unless
+``config.prompt_init='vocab'`` restarts them as sampled vocabulary embeddings
+(``bert.vocab_sampled_prompt``).
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def pretrained_params(config: Any, params: Any) -> Any:
     flat = traverse_util.flatten_dict(encoder)
     for path, value in traverse_util.flatten_dict(pretrained).items():
         flat[path] = np.broadcast_to(np.asarray(value, flat[path].dtype), flat[path].shape).copy()
-    if ("prompt",) in flat:
+    if ("prompt",) in flat and config.get("prompt_init", "random") == "vocab":
         flat[("prompt",)] = vocab_sampled_prompt(
             flat[("prompt",)], pretrained["embeddings"]["word_embeddings"]["embedding"])
     return {**params, "encoder": traverse_util.unflatten_dict(flat)}

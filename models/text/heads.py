@@ -18,13 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from models.mixed_precision import Dense
-from models.text.bert import (
-    BertEncoder,
-    EncoderConfig,
-    EncoderOutput,
-    mean_pool,
-    vocab_sampled_prompt,
-)
+from models.text.bert import BertEncoder, EncoderConfig, EncoderOutput, mean_pool
 from models.text.load import merge_pretrained
 
 HEADS = ("cls", "mean", "cnn", "regression")
@@ -128,16 +122,11 @@ class TextCNN(nn.Module):
 def init_classifier(model: TextClassifier, rng: jax.Array, max_length: int,
                     pretrained: Any = None) -> dict[str, Any]:
     """Initial params of ``model``; ``pretrained`` encoder weights (from ``load_encoder``)
-    replace the random ones, while LoRA and the head keep their init and a soft prompt
-    restarts as sampled vocabulary embeddings (``vocab_sampled_prompt``)."""
+    replace the random ones, while LoRA, prompts and the head keep their init."""
     dummy = {k: jnp.zeros((1, max_length), jnp.int32)
              for k in ("input_ids", "attention_mask", "token_type_ids")}
     params = jax.jit(model.init)(rng, dummy)["params"]
     if pretrained is not None:
         params = dict(params)
-        encoder = merge_pretrained(params["encoder"], pretrained, ("encoder",))
-        if "prompt" in encoder:
-            encoder["prompt"] = vocab_sampled_prompt(
-                encoder["prompt"], pretrained["embeddings"]["word_embeddings"]["embedding"])
-        params["encoder"] = encoder
+        params["encoder"] = merge_pretrained(params["encoder"], pretrained, ("encoder",))
     return params

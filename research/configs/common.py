@@ -50,6 +50,7 @@ def base() -> ml_collections.ConfigDict:
     config.lora_rank = 8
     config.lora_alpha = 16.0
     config.num_prompt_tokens = 20
+    config.prompt_init = "random"  # random: N(0, 0.02) | vocab: sampled word embeddings
     config.teacher_workdir = ""  # algorithm='distill': the fine-tuned teacher's workdir
     # Method: `algorithm = 'ewc'` is algorithms/ewc.py; hp holds every method's
     # hyper-parameters, sweep.NAME = "1,10,100" vmaps a float one in one program.

@@ -249,6 +249,9 @@ def test_processes_that_cannot_join_say_why_in_one_line(tmp_path, flag, environ,
                   "--config.finetune=prompt", "--config.num_prompt_tokens=0", "--workdir={tmp}/w"],
      "config.num_prompt_tokens must be an integer >= 1 with finetune='prompt' (no soft "
      "prompt vectors: only the head would train), got 0"),
+    ("finetune", ["--config=research/configs/sentiment_finetune.py:runlocal",
+                  "--config.finetune=prompt", "--config.prompt_init=words", "--workdir={tmp}/w"],
+     "unknown config.prompt_init 'words'; choices: random, vocab"),
     ("curriculum_compare", ["--config=research/configs/split_digits.py", "--budgets=1",
                             "--curricula=length", "--pacings=linear", "--output={tmp}/w"],
      "scripts.curriculum_compare compares curricula on the sentiment domains: config.dataset "
