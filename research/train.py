@@ -352,6 +352,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                 if done < epochs and done % config.checkpoint_every_epochs == 0:
                     save(stage * epochs + done, stage, done)
                 bar.update(f"task {task}", block)
+            if pacer:
+                placed = eng.placement.place_rows(pacer.without_held_out(pool, task))
             state = eng.end_task(state, placed, hp)
             result = distributed.fetch(eng.evaluate(state, test, task_classes, hp))
             for key in acc:

@@ -222,6 +222,22 @@ def test_threshold_cap_gives_full_competence_and_state_round_trips():
     assert resumed.state() == pacer.state()
 
 
+def test_what_a_method_takes_at_the_end_of_a_task_leaves_the_validation_rows_out():
+    """end_task used to get the whole pool: a replay buffer or a Fisher could take the
+    held-out rows that threshold pacing promises are never trained on."""
+    valid = np.ones((2, 40), bool)
+    valid[1, 30:] = False
+    config = _threshold_config()
+    pacer = Pacer(config, np.zeros((2, 1, 40), np.float32), "task",
+                  lambda p, x: jnp.zeros(x.shape[:1] + (2,)), seeds=[0, 1])
+    kept = np.asarray(pacer.without_held_out(_pool(valid), 0)["valid"])
+    held = np.asarray(pacer.stages.held_out(_pool(valid), 0))
+    assert held.any() and not (kept & held).any()
+    np.testing.assert_array_equal(kept | held, valid)
+    plain = Pacer(_config(), np.zeros((2, 1, 40), np.float32), "task", None)
+    assert plain.without_held_out(pool := _pool(valid), 0) is pool
+
+
 def test_threshold_config_errors_are_one_line():
     with pytest.raises(ValueError, match="unknown config.pacing 'thresh'; choose from .*threshold"):
         Pacer(_config(pacing="thresh"), None, "task", None)

@@ -123,6 +123,13 @@ class Pacer:
             weight = self._weights(scores, train_rows, valid)
         return {**pool, "valid": valid, "weight": weight}
 
+    def without_held_out(self, pool: dict, stage_task: int) -> dict:
+        """``pool`` without threshold pacing's validation rows, for what a method takes from
+        the task once it ends (a replay buffer, a Fisher): those rows are never trained on."""
+        if self.stages is None:
+            return pool
+        return {**pool, "valid": pool["valid"] & ~self.stages.held_out(pool, stage_task)}
+
     def metrics(self) -> dict[str, jax.Array]:
         """``[R]`` figures of the last ``pool`` call to log with the epoch (threshold pacing:
         the validation accuracy that decided the stage, the stage, the competence)."""
