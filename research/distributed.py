@@ -337,15 +337,21 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
         jax.distributed.initialize(coordinator_address=coordinator_address,
                                    num_processes=num_processes, process_id=process_id)
     except ValueError as err:  # what is missing, where no cluster environment says it
-        raise ValueError(f"cannot join the processes: {err} (give --num_processes and "
-                         "--process_id, or JAX_NUM_PROCESSES and JAX_PROCESS_ID)") from None
+        raise ValueError(f"cannot join the processes: {err} (give --coordinator_address, "
+                         "--num_processes and --process_id, or JAX_COORDINATOR_ADDRESS, "
+                         "JAX_NUM_PROCESSES and JAX_PROCESS_ID)") from None
 
 
 def initialize_from_flags() -> None:
-    """Joins the processes when the flags (or environment) ask for it; otherwise nothing."""
+    """Joins the processes when any of the flags (or their environment variables) is
+    given; otherwise nothing. ``--num_processes`` or ``--process_id`` alone count too:
+    ignored, each process would run the whole config alone and write the reports."""
     values = flags.FLAGS
-    wanted = (values[_DISTRIBUTED].value or values[_COORDINATOR].value
-              or os.environ.get("JAX_COORDINATOR_ADDRESS"))
+    wanted = (values[_DISTRIBUTED].value
+              or any(values[name].value is not None
+                     for name in (_COORDINATOR, _NUM_PROCESSES, _PROCESS_ID))
+              or any(os.environ.get(name) for name in (
+                  "JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")))
     if wanted:
         initialize(values[_COORDINATOR].value, values[_NUM_PROCESSES].value,
                    values[_PROCESS_ID].value)

@@ -68,6 +68,20 @@ def test_a_workdir_refused_by_process_0_fails_every_process_in_one_line(tmp_path
         assert len(lines) == 1 and "holds a run of a different config" in lines[0], err[-2000:]
 
 
+@pytest.mark.parametrize("flags,env", [
+    (["--num_processes=2", "--process_id=1"], {}),
+    ([], {"JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"})])
+def test_a_process_given_its_id_but_no_coordinator_fails_in_one_line(tmp_path, flags, env):
+    """Not run alone as a process 0 that trains and writes the reports."""
+    workdir = tmp_path / "w"
+    proc = subprocess.run(run_args(workdir, epochs=1) + flags, env={**subprocess_env(1), **env},
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert len(lines) == 1 and "coordinator_address" in lines[0], proc.stderr[-2000:]
+    assert not (workdir / "results.json").exists()
+
+
 @pytest.mark.slow
 def test_two_process_run_matches_single_process(tmp_path):
     single = tmp_path / "single"
