@@ -161,10 +161,11 @@ class Placement:
         return isinstance(sharding, NamedSharding) and sharding.mesh == self.mesh
 
     def place_rows(self, pool: Any) -> Any:
-        """A pool ``[runs, rows, ...]`` with its rows split over 'data' (padded with invalid
-        rows to a multiple of the axis); unchanged unless ``shard_data``."""
+        """A pool ``[runs, rows, ...]`` (host or device arrays) on the devices: with
+        ``shard_data`` its rows split over 'data' (padded with invalid rows to a multiple
+        of the axis), each device sent only its rows; else whole on the default device."""
         if not self.shard_data:
-            return pool
+            return jax.tree_util.tree_map(jnp.asarray, pool)
         devices = self.mesh.shape["data"]
         rows = NamedSharding(self.mesh, P(None, "data"))
         return jax.tree_util.tree_map(lambda a: _full_array(

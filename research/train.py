@@ -262,8 +262,7 @@ def build_run(config: ml_collections.ConfigDict,
     test = jax.tree_util.tree_map(jnp.asarray, data.test)
     task_classes = jnp.asarray(data.task_classes)
     if not config.get("stream_chunk_steps", 0):  # a host-streamed run trains by chunks
-        first_pool = eng.placement.place_rows(
-            jax.tree_util.tree_map(jnp.asarray, data.train_pool(data.stages[0])))
+        first_pool = eng.placement.place_rows(data.train_pool(data.stages[0]))
         eng.precompile(state, first_pool, test, task_classes, hp, config.reset_optimizer)
     return Run(grid, data, model_module, eng, hp, state, test, task_classes)
 
@@ -329,9 +328,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         for stage in range(progress["stage"], len(stages)):
             task = stages[stage]
             host_pool = data.train_pool(task)
-            if stream is None:
-                pool = jax.tree_util.tree_map(jnp.asarray, host_pool)
-                placed = eng.placement.place_rows(pool)  # the pool itself unless config.shard_data
+            if stream is None:  # a sharded pool goes from the host to its devices, never whole
+                placed = pool = eng.placement.place_rows(host_pool)
+                if pacer and eng.placement.shard_data:  # the pacer ranks the unpadded rows
+                    pool = jax.tree_util.tree_map(jnp.asarray, host_pool)
             else:
                 placed = stream.consolidation_pool(host_pool, task)
             start_epoch = progress["epoch"] if stage == progress["stage"] else 0

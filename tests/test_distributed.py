@@ -205,6 +205,36 @@ def test_shard_data_splits_pool_rows_over_devices():
     assert result["kept"]  # the engine's placement leaves sharded rows as they are
 
 
+WHOLE_POOL_PROGRAM = """
+import json, sys, jax
+from research import train
+from research.configs import split_digits
+config = split_digits.get_config()
+config.update(num_epochs=1, shard_data=True, progress=False)
+run = train.build_run(config)
+epochs, whole = run.eng.epochs, []
+class Watched:  # the engine's epochs, noting each image pool [runs, rows, 8, 8] on one device
+    def __getattr__(self, name):
+        return getattr(epochs, name)
+    def __call__(self, state, pool, hp):
+        whole.extend(a.shape for a in jax.live_arrays()
+                     if len(a.devices()) == 1 and a.ndim == 4 and a.shape[1] > 100)
+        return epochs(state, pool, hp)
+run.eng.epochs = Watched()
+train.train_and_evaluate(config, sys.argv[1], overwrite=True, run=run)
+print(json.dumps(whole))
+"""
+
+
+def test_a_sharded_pool_never_sits_whole_on_one_device(tmp_path):
+    """With shard_data each device gets its rows from the host: the pool used to go to
+    device 0 whole first (two copies of each task's rows lived there while it trained)."""
+    out = subprocess.run([sys.executable, "-c", WHOLE_POOL_PROGRAM, str(tmp_path / "w")],
+                         env=subprocess_env(8), cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
 STREAM_PROGRAM = """
 import json, sys, jax, numpy as np
 from research import distributed
