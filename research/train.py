@@ -368,6 +368,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     results = _results(config, grid, acc, random_init, rows, eng, train_seconds,
                        len(stages) * epochs * (stream or eng).steps_per_epoch)
     results["state_bytes"] = engine_lib.tree_nbytes(state)
+    # where it ran: a figure is read beside the devices and hosts that produced it
+    results["num_devices"], results["num_processes"] = jax.device_count(), jax.process_count()
     if routing is not None:
         runs_routing = [metrics.routing_summary(r) for r in routing]
         results["routing"] = {

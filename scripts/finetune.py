@@ -16,7 +16,7 @@ import jax
 from absl import flags
 from ml_collections import config_flags
 
-from research import finetune, train
+from research import distributed, finetune, train
 from research.data import load as data_load
 from scripts import cli
 
@@ -25,6 +25,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config fil
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where the run writes everything.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Discard a run of another config in workdir.")
 flags.mark_flags_as_required(["config", "workdir"])
+distributed.define_flags()  # a pod or several hosts fine-tune as scripts.run trains
 
 
 def _trainable(config) -> float:
@@ -64,6 +65,7 @@ def run(config, workdir: str, overwrite: bool) -> dict:
 
 def main(argv):
     cli.no_arguments(argv)
+    cli.run_guarded(distributed.initialize_from_flags)  # before anything touches a device
     cli.run_guarded(lambda: print(json.dumps(
         run(_CONFIG.value, _WORKDIR.value, _OVERWRITE.value))), _WORKDIR.value)
 

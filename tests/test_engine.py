@@ -24,6 +24,7 @@ def test_results_json_schema(digits_config, tmp_path):
     for key in ("config", "class_il", "task_il", "train_seconds", "compile_seconds",
                 "num_compiles", "steps", "state_bytes", "peak_memory_bytes"):
         assert key in on_disk
+    assert (on_disk["num_devices"], on_disk["num_processes"]) == (1, 1)
     for key in ("class_il", "task_il"):
         for figure in ("accuracy_matrix", "ACC", "BWT", "FWT", "forgetting"):
             assert figure in on_disk[key]

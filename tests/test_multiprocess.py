@@ -83,6 +83,24 @@ def test_a_process_given_its_id_but_no_coordinator_fails_in_one_line(tmp_path, f
 
 
 @pytest.mark.slow
+def test_two_process_finetune_matches_single_process(tmp_path):
+    """scripts.finetune joins processes as scripts.run does: each one used to fine-tune
+    alone and write the reports."""
+    command = [sys.executable, "-m", "scripts.finetune",
+               "--config=research/configs/sentiment_finetune.py:runlocal"]
+    subprocess.run(command + [f"--workdir={tmp_path / 'single'}"], env=subprocess_env(1),
+                   cwd=ROOT, capture_output=True, text=True, timeout=600, check=True)
+    outs = _run_pair(command + [f"--workdir={tmp_path / 'pair'}"], id_flag=True)
+    single = json.loads((tmp_path / "single" / "results.json").read_text())
+    pair = json.loads((tmp_path / "pair" / "results.json").read_text())
+    assert (single["num_processes"], pair["num_processes"]) == (1, 2)
+    np.testing.assert_allclose(pair["domain_il"]["accuracy_matrix"],
+                               single["domain_il"]["accuracy_matrix"], atol=0.01)
+    assert [json.loads(o.strip().splitlines()[-1])["test_accuracy"] for o in outs] == [
+        json.loads(outs[0].strip().splitlines()[-1])["test_accuracy"]] * 2
+
+
+@pytest.mark.slow
 def test_two_process_run_matches_single_process(tmp_path):
     single = tmp_path / "single"
     subprocess.run(run_args(single), env=subprocess_env(1), cwd=ROOT, capture_output=True,
