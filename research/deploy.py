@@ -37,15 +37,32 @@ from research.data import text_files, text_stream
 UPDATE_METHODS = {"ewc": "ewc", "replay": "er", "lwf": "lwf", "naive": "naive"}
 
 
+def _stages(config: ml_collections.ConfigDict, tasks: int) -> int:
+    """The training stages a finished run of ``config`` on ``tasks`` tasks went through
+    (``train.RunData.stages``): one per task, one in all for a method trained on all at once."""
+    method = algorithms.load(config.algorithm).make(config_check.run_grid(config)[0][1])
+    return 1 if method.train_on == "all" else tasks
+
+
 def load_run_params(workdir: str) -> tuple[ml_collections.ConfigDict, Any]:
-    """(config, params of every run, ``[runs, ...]``) of the newest checkpoint in ``workdir``."""
+    """(config, params of every run, ``[runs, ...]``) of the finished run in ``workdir``.
+
+    A run stopped part way (killed, or an update whose task 0 was prepared but not yet
+    trained on the new data) is refused: its newest checkpoint holds the weights of an
+    earlier task or epoch, which would classify or be updated without a word."""
     config = text_stream.read_run_config(workdir)
     mngr = checkpoint.manager(workdir, 1)
     step = mngr.latest_step()
     if step is None:
         raise FileNotFoundError(f"{workdir!r} has no checkpoint; did its run finish?")
-    state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-    return config, jax.tree_util.tree_map(np.asarray, state["state"]["params"])
+    got = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(),
+                                                     progress=ocp.args.JsonRestore()))
+    stage, stages = got["progress"]["stage"], _stages(config, len(got["progress"]["class_il"][0]))
+    if stage < stages:
+        raise checkpoint.CheckpointError(
+            f"{workdir!r} holds an unfinished run (it stopped in training stage {stage + 1} "
+            f"of {stages}); rerun the command that started it to finish it")
+    return config, jax.tree_util.tree_map(np.asarray, got["state"]["params"])
 
 
 def load_params(workdir: str) -> tuple[ml_collections.ConfigDict, Any]:
@@ -80,13 +97,15 @@ class Predictor:
         return x
 
     def logits(self, texts: list[str]) -> np.ndarray:
-        """``[N, C]`` logits, in fixed-size batches (the last one padded) so it compiles once."""
+        """``[N, C]`` logits, in fixed-size batches (the last one padded) so it compiles once.
+        A batch is never larger than ``N``: padding a few texts to a large ``batch_size``
+        ran the model on that many rows (2 texts at 50,000 took 23 GB and were killed)."""
         x = self.inputs(list(texts))
+        size = min(self.batch_size, len(x))
         out = []
-        for start in tqdm(range(0, len(x), self.batch_size), desc="classify", unit="batch",
+        for start in tqdm(range(0, len(x), max(size, 1)), desc="classify", unit="batch",
                           disable=not self.progress):
-            chunk = engine_lib.pad_to_multiple(x[start:start + self.batch_size], 0,
-                                               self.batch_size)
+            chunk = engine_lib.pad_to_multiple(x[start:start + size], 0, size)
             out.append(np.asarray(self._apply(self.params, chunk))[: len(x) - start])
         return np.concatenate(out) if out else np.zeros((0, len(self.label_names)), np.float32)
 
@@ -106,9 +125,12 @@ def update_config(old_workdir: str, data_path: str, method: str,
     config = text_stream.read_run_config(old_workdir)
     text_files.load_text_file(data_path, config.text_column, config.label_column,
                               text_stream.label_names(config))  # bad rows: fail before work
+    # max_examples_per_domain=0: the old run's cap subsampled its corpus; the new file is
+    # the user's data, every row of it (the old data keeps its cap: text_tasks reads it
+    # from the old run's own config).
     config.update(dataset="text_file", text_files=os.path.abspath(data_path),
                   update_from=os.path.abspath(old_workdir), algorithm=UPDATE_METHODS[method],
-                  num_tasks=2, teacher_workdir="")
+                  num_tasks=2, teacher_workdir="", max_examples_per_domain=0)
     # The old run saved only its own method's hyper-parameters: the new method's come
     # from the encoder's sizes, else its defaults.
     encoder = sentiment_domains.encoder_hparams(config.max_length)

@@ -30,10 +30,11 @@ flags.mark_flags_as_required(["from"])
 
 
 def read_texts(path: str) -> list[str]:
-    """Non-blank lines of ``path`` (stdin when empty); FileNotFoundError naming a missing file."""
+    """Non-blank lines of ``path`` (stdin when empty); FileNotFoundError naming a missing file.
+    A byte-order mark (Windows editors write one) is dropped, not echoed with the first text."""
     if path:
         try:
-            with open(path, encoding="utf-8") as f:
+            with open(path, encoding="utf-8-sig") as f:
                 lines = f.read().splitlines()
         except FileNotFoundError:
             raise FileNotFoundError(f"input file {path!r} does not exist") from None

@@ -4,8 +4,10 @@
 
 ``--data`` is a CSV/TSV (header row) or JSONL file with ``text`` and ``label``
 columns, labels named as in the old run (negative/neutral/positive for the
-sentiment runs). ``--method`` is ewc (Fisher of the old data), replay (a
-reservoir of old examples) or lwf (the old model as teacher), or naive. The
+sentiment runs); every row of it is used (the old run's
+``max_examples_per_domain`` caps only the old data). ``--method`` is ewc
+(Fisher of the old data), replay (a reservoir of old examples) or lwf (the old
+model as teacher), or naive. The
 old run's data is task 0 and the new file task 1 of one engine run (see
 research/deploy.py); accuracy on both before and after the update is printed
 and kept in W2/results.json. The old data is tested on the old run's test rows

@@ -96,6 +96,19 @@ def test_finetune_update_predict_end_to_end(tmp_path):
     _each_run_continues_its_own_params(str(base), data, str(tmp_path / "naive"))
 
 
+def _prepared_params(workdir: str):
+    """The params of the checkpoint ``prepare_update`` wrote (an unfinished run, which
+    ``deploy.load_run_params`` refuses)."""
+    import orbax.checkpoint as ocp
+
+    from research import checkpoint
+
+    mngr = checkpoint.manager(workdir, 1)
+    got = mngr.restore(mngr.latest_step(),
+                       args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+    return got["state"]["params"]
+
+
 def _each_run_continues_its_own_params(base: str, data: str, workdir: str) -> None:
     """Run i of an update starts from the old run i: its seed drew the old data's split,
     so run 0's params would be tested on rows they were trained on."""
@@ -103,7 +116,7 @@ def _each_run_continues_its_own_params(base: str, data: str, workdir: str) -> No
 
     deploy.prepare_update(deploy.update_config(base, data, "naive"), workdir)
     _, old = deploy.load_run_params(base)
-    _, new = deploy.load_run_params(workdir)
+    new = _prepared_params(workdir)
     kernel = lambda params: params["head"]["out"]["kernel"]
     assert not np.array_equal(kernel(old)[0], kernel(old)[1])
     np.testing.assert_array_equal(kernel(new), kernel(old))
@@ -190,7 +203,7 @@ def test_update_whose_first_save_was_cut_short_is_prepared_again(tmp_path):
     deploy.prepare_update(deploy.update_config(base, _tweets_csv(tmp_path), "naive"),
                           str(workdir))
     _, old = deploy.load_run_params(base)
-    _, new = deploy.load_run_params(str(workdir))
+    new = _prepared_params(str(workdir))
     kernel = lambda params: params["head"]["out"]["kernel"]
     np.testing.assert_array_equal(kernel(new), kernel(old))
 
@@ -223,3 +236,69 @@ def test_predict_bad_input_is_one_line(tmp_path, args, line):
                *(a.format(tmp=tmp_path) for a in args), stdin="great\n")
     assert out.returncode == 2, out.stderr[-500:]
     assert out.stderr.strip().splitlines() == [line.format(tmp=tmp_path)]
+
+
+@needs_corpus
+def test_an_unfinished_run_is_refused_and_a_finished_update_predicts_with_its_weights(
+        tmp_path):
+    """An update stopped after its task-0 checkpoint (or any run killed part way) held the
+    old weights: predict classified with them, and update started from them, without a
+    word. Once the update finishes, predict uses the updated weights."""
+    from research import deploy
+
+    base = _base_run(tmp_path / "base", "naive")
+    config = deploy.update_config(base, _tweets_csv(tmp_path), "naive")
+    workdir = str(tmp_path / "new")
+    deploy.prepare_update(config, workdir)
+    out = _cli("scripts.predict", f"--from={workdir}", stdin="great\n")
+    assert out.returncode == 2, out.stderr[-500:]
+    assert out.stderr.strip().splitlines() == [
+        f"error: {workdir!r} holds an unfinished run (it stopped in training stage 2 of 2); "
+        "rerun the command that started it to finish it"]
+    with pytest.raises(ValueError, match="unfinished run"):
+        deploy.prepare_update(deploy.update_config(workdir, _tweets_csv(tmp_path), "naive"),
+                              str(tmp_path / "newer"))
+    deploy.update(config, workdir)  # the rerun resumes and finishes
+    texts = ["what a lovely film", "this was dreadful", "it rained today"]
+    updated = deploy.Predictor.from_workdir(workdir).logits(texts)
+    assert not np.allclose(updated, deploy.Predictor.from_workdir(base).logits(texts))
+
+
+def test_predict_never_pads_a_few_texts_to_a_large_batch():
+    """--batch_size=50000 with 2 texts ran the model on 50,000 padded rows (23 GB, killed)."""
+    from research import deploy
+
+    predictor = deploy.Predictor(sentiment_finetune.get_config("runlocal"), None,
+                                 batch_size=100_000)
+    shapes = []
+    predictor._apply = lambda params, x: shapes.append(x.shape) or np.zeros((len(x), 3))
+    assert predictor.logits(["great", "dull"]).shape == (2, 3)
+    assert shapes == [(2, 3, 16)]
+    predictor.batch_size, shapes[:] = 2, []
+    assert predictor.logits(["a", "b", "c"]).shape == (3, 3)
+    assert shapes == [(2, 3, 16)] * 2
+
+
+@needs_corpus
+def test_update_uses_every_row_of_the_new_file(tmp_path):
+    """The old run's max_examples_per_domain (40 for 'runlocal', 1000 for the full config)
+    cut the user's new file down to that many rows without a word."""
+    from research import deploy
+    from research.data import text_stream
+
+    rows = [(f"review number {i} was {word}", label) for i in range(30)
+            for word, label in (("great", "positive"), ("awful", "negative"))]
+    config = deploy.update_config(_run_dir(tmp_path), _csv(tmp_path / "new.csv", rows), "ewc")
+    old, new = text_stream.text_tasks(config, 0)
+    assert len(new.train_texts) + len(new.test_texts) == 60
+    assert len(old.train_texts) + len(old.test_texts) <= 40  # the old run's own cap, kept
+
+
+def test_predict_drops_a_byte_order_mark(tmp_path):
+    """A UTF-8 file saved with a BOM echoed it in front of the first text of the output."""
+    path = tmp_path / "texts.txt"
+    path.write_bytes(b"\xef\xbb\xbfgreat film\r\nbad\r\n")
+    code = f"from scripts import predict; print(predict.read_texts({str(path)!r}))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.stdout.strip() == "['great film', 'bad']", out.stderr[-500:]
