@@ -173,3 +173,14 @@ def test_a_text_file_run_records_the_tasks_its_files_make(tmp_path):
                      max_examples_per_domain=0, num_tasks=1, num_epochs=1)
     results = train.train_and_evaluate(config, str(tmp_path / "run"))
     assert results["num_tasks"] == 2 and len(results["domain_il"]["accuracy_matrix"]) == 2
+
+
+@pytest.mark.parametrize("cap, hint", [(24, True), (0, False)])
+def test_a_task_without_test_rows_names_the_cap_only_where_there_is_one(monkeypatch, cap, hint):
+    """An update reads its file uncapped: 'raise config.max_examples_per_domain' would send
+    its user after a setting that cannot add a row."""
+    empty = text_stream.TextTask("new.csv", ["good", "bad"], np.array([2, 0]), [], np.array([]))
+    monkeypatch.setattr(text_stream, "text_tasks", lambda config, seed: [empty])
+    with pytest.raises(ValueError, match="no training or no test examples") as err:
+        text_stream.make_text_stream(_config(max_examples_per_domain=cap), 0)
+    assert ("max_examples_per_domain" in str(err.value)) == hint
