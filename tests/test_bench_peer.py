@@ -1,11 +1,19 @@
 """The peer comparison's terms: the PyTorch device and the targets read on each backend."""
 
 import argparse
+import importlib
+import json
+import os
+import subprocess
 import sys
 import types
 
+import jax
+import jax.numpy as jnp
 import pytest
 
+import research.bench
+from models.mlp import MLP
 from research.bench import peer
 
 
@@ -113,3 +121,51 @@ def test_end_to_end_of_some_methods_sums_their_walls_in_our_comparison():
                       comparison, "cpu")["end_to_end"]
     assert (e2e["methods"], e2e["ours_wall_seconds"], e2e["ratio"]) == (["naive"], 10.0, 5.0)
     assert "round_ratios" not in e2e and "ours_cpu_seconds" not in e2e
+
+
+def _avalanche_workload(monkeypatch):
+    """research/bench/avalanche_workload.py as its interpreter imports it (a file beside
+    torch_device.py); torch and avalanche are imported only inside its functions."""
+    monkeypatch.syspath_prepend(os.path.dirname(research.bench.__file__))
+    return importlib.import_module("avalanche_workload")
+
+
+def test_the_peer_resets_its_optimizer_at_each_experience_as_ours_does(monkeypatch):
+    # Ours starts each task with a fresh Adam (config.reset_optimizer); Avalanche keeps
+    # its moments and step count across experiences unless train() is told otherwise.
+    calls = []
+    strategy = types.SimpleNamespace(train=lambda *args, **kwargs: calls.append((args, kwargs)))
+    _avalanche_workload(monkeypatch).train_experience(strategy, "experience 1")
+    assert calls == [(("experience 1",), {"reset_optimizer_state": True})]
+
+
+_PEER_MODEL_AND_OPTIMIZER = """
+import json, sys, warnings
+warnings.filterwarnings("ignore")
+import avalanche_workload as aw, torch
+aw._torchvision_without_its_kernels()
+torch.manual_seed(0)
+model = aw._mlp(400)
+layers = [m for m in model if isinstance(m, torch.nn.Linear)]
+start = {"std": [float(m.weight.std()) for m in layers],
+         "bias": [float(m.bias.abs().max()) for m in layers]}
+strategy = aw._strategy("naive", model, 1, 32, 1e-3, [], torch.device("cpu"))
+for experience in list(aw._stream(0, 5).train_stream)[:2]:
+    aw.train_experience(strategy, experience)
+steps = float(next(iter(strategy.optimizer.state.values()))["step"])
+print(json.dumps({**start, "adam_steps": steps}))
+"""
+
+
+@pytest.mark.skipif(not os.environ.get("BENCH_TORCH_PYTHON"),
+                    reason="BENCH_TORCH_PYTHON names no interpreter with torch and avalanche-lib")
+def test_the_peer_model_starts_at_our_scale_and_adam_restarts_per_experience():
+    proc = subprocess.run([os.environ["BENCH_TORCH_PYTHON"], "-c", _PEER_MODEL_AND_OPTIMIZER],
+                          cwd=os.path.dirname(research.bench.__file__), capture_output=True,
+                          text=True, check=True)
+    peer_figures = json.loads(proc.stdout.splitlines()[-1])
+    ours = MLP(num_classes=10).init(jax.random.PRNGKey(0), jnp.ones((1, 64)))["params"]
+    our_std = [float(jnp.std(ours[k]["kernel"])) for k in ("Dense_0", "Dense_1", "head")]
+    assert peer_figures["std"] == pytest.approx(our_std, rel=0.05)
+    assert peer_figures["bias"] == [0.0, 0.0, 0.0]
+    assert peer_figures["adam_steps"] == 8  # the second experience's 8 steps alone

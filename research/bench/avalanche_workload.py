@@ -3,7 +3,8 @@
 Run by scripts.bench under an interpreter that has torch and avalanche-lib
 (possibly another virtual environment, so this file imports neither jax nor
 our packages): the same 8x8 digits, 70/30 stratified split, 5 tasks of 2
-classes, MLP 2x400, batch 32, Adam 1e-3, the same epochs per task, on
+classes, MLP 2x400 initialised as ours, batch 32, Adam 1e-3 with its state reset
+at each experience as ours is, the same epochs per task, on
 --device (``cuda`` on a GPU machine, where the clocks wait for the device's
 queue). After each experience it evaluates every test experience, as our
 comparison does (the accuracy matrix). Prints one JSON line per strategy and
@@ -111,11 +112,33 @@ def _strategy(name: str, model, epochs: int, batch: int, lr: float, plugins: lis
     raise ValueError(f"--strategies: unknown {name!r}; choices naive, ewc, si, lwf, replay")
 
 
+# flax's lecun_normal: a normal truncated at 2 std, scaled by this to keep variance 1/fan_in.
+_TRUNCATED_STD = 0.87962566103423978
+
+
 def _mlp(hidden: int):
+    """The MLP initialised as ours (flax's Dense): kernels lecun_normal, biases zero.
+    torch's default (uniform, a third of that variance, and uniform biases) would start
+    the peer from another scale than ours."""
+    import math
+
     import torch
-    return torch.nn.Sequential(torch.nn.Linear(64, hidden), torch.nn.ReLU(),
-                               torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
-                               torch.nn.Linear(hidden, 10))
+    model = torch.nn.Sequential(torch.nn.Linear(64, hidden), torch.nn.ReLU(),
+                                torch.nn.Linear(hidden, hidden), torch.nn.ReLU(),
+                                torch.nn.Linear(hidden, 10))
+    for layer in model:
+        if isinstance(layer, torch.nn.Linear):
+            std = 1.0 / math.sqrt(layer.in_features) / _TRUNCATED_STD
+            torch.nn.init.trunc_normal_(layer.weight, std=std, a=-2 * std, b=2 * std)
+            torch.nn.init.zeros_(layer.bias)
+    return model
+
+
+def train_experience(strategy, experience) -> None:
+    """``strategy.train`` on one experience with a fresh optimizer state, as ours starts
+    each task (``config.reset_optimizer``): Avalanche otherwise carries Adam's moments
+    and step count over from the last experience."""
+    strategy.train(experience, reset_optimizer_state=True)
 
 
 def _steady_clock(sync: Callable[[], None]):
@@ -195,7 +218,7 @@ def run(name: str, epochs: int, batch: int, lr: float, hidden: int, threads: int
     iterations, seconds = 0, 0.0
     for experience in bench.train_stream:
         start = time.perf_counter()
-        strategy.train(experience)
+        train_experience(strategy, experience)
         sync()
         seconds += time.perf_counter() - start
         iterations += epochs * -(-len(experience.dataset) // batch)
