@@ -115,11 +115,17 @@ class Compiled:
         key = _signature(args)
         start = time.perf_counter()
         if key not in self._cache:
-            self._cache[key] = futures.Future()
-            self._cache[key].set_result(self._build(tuple(map(_abstract_tree, args)), key))
+            self._cache[key] = self._built_now(args, key)
         executable = self._cache[key].result()
         self.compile_seconds += time.perf_counter() - start
         return executable(*args)
+
+    def _built_now(self, args: tuple, key: tuple) -> futures.Future:
+        """The program compiled in this thread. A failed compile is not kept: a pending
+        future left in the cache made every later call with these shapes wait forever."""
+        program: futures.Future = futures.Future()
+        program.set_result(self._build(tuple(map(_abstract_tree, args)), key))
+        return program
 
     def precompile(self, *args) -> None:
         """Starts compiling for these arguments' shapes and placement in the background;

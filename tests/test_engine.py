@@ -100,6 +100,28 @@ def test_a_background_compile_error_surfaces_at_the_call():
         bad(jnp.ones(3))
 
 
+def test_a_compile_error_at_the_call_surfaces_again_on_the_next_call():
+    """A program that failed to compile at its call once left a pending entry in the
+    function's cache: the next call with the same shapes waited on it forever."""
+    import threading
+
+    bad = compiled.Compiled(lambda x: jnp.reshape(x, (7,)), "bad")
+    errors = []
+
+    def call():
+        try:
+            bad(jnp.ones(3))
+        except TypeError as err:
+            errors.append(err)
+
+    for _ in range(2):
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        caller.join(timeout=30)
+        assert not caller.is_alive(), "the call hung on the failed compile"
+    assert len(errors) == 2 and bad.num_compiles == 0
+
+
 def test_a_shared_program_reads_its_own_arguments():
     """Two functions equal but for which hyper-parameter they read: l2 run after the other
     quadratic methods in one process once got another method's strength from the program
