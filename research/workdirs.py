@@ -73,8 +73,13 @@ def writable_file(path: str, name: str) -> str:
 
 
 # What a start writes before its run writes anything: a start that failed there (a
-# missing data file, a mesh that does not fit) leaves no run to protect.
+# missing data file, a mesh that does not fit) leaves no run to protect. A start killed
+# while writing config.json leaves report.atomic_write's temporary file of it too.
 _BEFORE_ANY_RUN = ("config.json", "xla_cache")
+
+
+def _before_any_run(name: str) -> bool:
+    return name in _BEFORE_ANY_RUN or name.startswith(".tmp-config.json")
 
 
 def _claim_workdir(workdir: str, wanted: dict, overwrite: bool, flag: str) -> None:
@@ -90,7 +95,7 @@ def _claim_workdir(workdir: str, wanted: dict, overwrite: bool, flag: str) -> No
                       if k not in OPERATIONAL and found.get(k) != wanted.get(k))
         if not diff:
             return
-        if any(name not in _BEFORE_ANY_RUN for name in os.listdir(workdir)):
+        if not all(_before_any_run(name) for name in os.listdir(workdir)):
             raise WorkdirError(
                 f"workdir {workdir!r} holds a run of a different config (fields differ: "
                 f"{', '.join(diff)}); use another {flag} or pass --overwrite")

@@ -205,6 +205,7 @@ def test_workdir_of_other_config_is_refused(digits_config, tmp_path):
 def test_a_start_that_failed_before_its_run_does_not_hold_the_workdir(tmp_path):
     workdirs.prepare(str(tmp_path), {"learning_rate": 0.1}, overwrite=False)
     (tmp_path / "xla_cache").mkdir()  # its build failed here: no checkpoint, no report
+    (tmp_path / ".tmp-config.jsonk2x9f").write_text("{")  # a start killed in its write
     workdirs.prepare(str(tmp_path), {"learning_rate": 0.01}, overwrite=False)
     assert json.loads((tmp_path / "config.json").read_text()) == {"learning_rate": 0.01}
 
