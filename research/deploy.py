@@ -38,10 +38,9 @@ UPDATE_METHODS = {"ewc": "ewc", "replay": "er", "lwf": "lwf", "naive": "naive"}
 
 
 def _stages(config: ml_collections.ConfigDict, tasks: int) -> int:
-    """The training stages a finished run of ``config`` on ``tasks`` tasks went through
-    (``train.RunData.stages``): one per task, one in all for a method trained on all at once."""
+    """The training stages a finished run of ``config`` on ``tasks`` tasks went through."""
     method = algorithms.load(config.algorithm).make(config_check.run_grid(config)[0][1])
-    return 1 if method.train_on == "all" else tasks
+    return len(train_lib.stage_tasks(method.train_on, tasks))
 
 
 def load_run_params(workdir: str) -> tuple[ml_collections.ConfigDict, Any]:

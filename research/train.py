@@ -63,6 +63,12 @@ def _stack_runs(streams: list[Stream], field: str):
                                   *[getattr(s, field) for s in streams])
 
 
+def stage_tasks(train_on: str, num_tasks: int) -> list[int]:
+    """The task index each training stage ends on (joint: one stage, all tasks); a run
+    whose checkpoint says stage ``len(...)`` has finished."""
+    return [num_tasks - 1] if train_on == "all" else list(range(num_tasks))
+
+
 class RunData:
     """The stream of every run, stacked on a leading run axis, and the pools built from it."""
 
@@ -83,8 +89,7 @@ class RunData:
 
     @property
     def stages(self) -> list[int]:
-        """The task index each training stage ends on (joint: one stage, all tasks)."""
-        return [self.num_tasks - 1] if self.train_on == "all" else list(range(self.num_tasks))
+        return stage_tasks(self.train_on, self.num_tasks)
 
     def steps_per_epoch(self, batch_size: int) -> int:
         rows = self.n_train.sum(1).max() if self.train_on == "all" else self.n_train.max()
@@ -352,7 +357,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                 if done < epochs and done % config.checkpoint_every_epochs == 0:
                     save(stage * epochs + done, stage, done)
                 bar.update(f"task {task}", block)
-            if pacer:
+            if pacer and pacer.stages is not None:  # threshold pacing's validation rows
                 placed = eng.placement.place_rows(pacer.without_held_out(pool, task))
             state = eng.end_task(state, placed, hp)
             result = distributed.fetch(eng.evaluate(state, test, task_classes, hp))

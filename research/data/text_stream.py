@@ -193,8 +193,9 @@ def make_text_stream(config: ml_collections.ConfigDict, seed: int) -> Stream:
     tasks = text_tasks(config, seed)
     empty = [t.name for t in tasks if not len(t.train_labels) or not len(t.test_labels)]
     if empty:
-        capped = " or raise config.max_examples_per_domain" * bool(
-            config.max_examples_per_domain)  # an update, uncapped, can only add rows
+        # an update reads its new file uncapped: only more rows can help there
+        capped = (" or raise config.max_examples_per_domain"
+                  if config.max_examples_per_domain else "")
         raise ValueError(f"task(s) {empty} have no training or no test examples; "
                          f"give more examples{capped}")
     train_x = [tokenize(config, t.train_texts) for t in tasks]
